@@ -1,0 +1,121 @@
+"""The ``hf-logme`` command: parses arguments, calls the public API, prints. No logic of its own.
+
+Exit codes: 0 success; 1 nothing could be scored; 2 bad arguments or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_NOTHING_SCORED, EXIT_USAGE = 0, 1, 2
+
+logger = logging.getLogger("hf_logme")
+
+
+def _load_array(path: str, *, what: str) -> Any:
+    """Load an array saved as .npy, .npz (single array), .pt/.pth (tensor), .safetensors (single
+    tensor) or .txt/.csv (one value per line, for labels)."""
+    suffix = Path(path).suffix.lower()
+    if not Path(path).exists():
+        raise ValueError(f"{what} file {path!r} does not exist.")
+    if suffix == ".npy":
+        import numpy as np
+
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as archive:
+            if len(archive.files) != 1:
+                raise ValueError(f"{path} holds {archive.files}; save exactly one array.")
+            return archive[archive.files[0]]
+    if suffix in (".pt", ".pth"):
+        import torch
+
+        return torch.load(path, map_location="cpu", weights_only=True)
+    if suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        tensors = load_file(path)
+        if len(tensors) != 1:
+            raise ValueError(f"{path} holds tensors {sorted(tensors)}; save exactly one.")
+        return next(iter(tensors.values()))
+    if suffix in (".txt", ".csv", ".tsv"):
+        import numpy as np
+
+        values = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+        try:
+            return np.array([float(v) for v in values])
+        except ValueError:
+            return np.array(values)
+    raise ValueError(
+        f"Cannot read {what} from {path!r}: use .npy, .npz, .pt, .safetensors (or .txt/.csv for "
+        f"labels, one per line)."
+    )
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    import hf_logme
+
+    features = _load_array(args.features, what="features")
+    labels = _load_array(args.labels, what="labels")
+    options: dict[str, Any] = {"regression": args.regression}
+    if args.intercept:
+        options["intercept"] = True
+    value = hf_logme.score(features, labels, method=args.method, **options)
+    print(f"{args.method}: {value:.6f}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hf-logme",
+        description="Rank pre-trained checkpoints for a dataset before fine-tuning, with LogME.",
+        epilog="Exit codes: 0 success, 1 nothing could be scored, 2 bad arguments or input.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    score = commands.add_parser(
+        "score",
+        help="score saved features against labels",
+        description="Score saved features (n_samples, n_features) against labels.",
+    )
+    score.add_argument("features", help="features file: .npy, .npz, .pt or .safetensors")
+    score.add_argument("labels", help="labels file: .npy, .npz, .pt, .safetensors, or .txt/.csv one per line")
+    score.add_argument("--method", default="logme", help="estimator name (default: logme)")
+    score.add_argument("--regression", action="store_true", help="labels are continuous targets")
+    score.add_argument("--intercept", action="store_true",
+                       help="LogME: integrate out a per-target intercept (centred features)")
+    score.set_defaults(run=_cmd_score)
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logger.setLevel(level)
+    if quiet:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose, args.quiet)
+    try:
+        return args.run(args)
+    except (ValueError, TypeError) as err:
+        print(f"hf-logme {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

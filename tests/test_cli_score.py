@@ -1,0 +1,59 @@
+"""`hf-logme score` on saved features in every supported format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from sklearn.datasets import load_iris
+
+import hf_logme
+from hf_logme.cli import main
+
+
+@pytest.fixture
+def iris(tmp_path):
+    features, labels = load_iris(return_X_y=True)
+    return features.astype(np.float32), labels
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "pt", "safetensors"])
+def test_score_reads_every_format(tmp_path, iris, fmt, capsys):
+    features, labels = iris
+    path = tmp_path / f"features.{fmt}"
+    if fmt == "npy":
+        np.save(path, features)
+    elif fmt == "npz":
+        np.savez(path, features=features)
+    elif fmt == "pt":
+        torch.save(torch.from_numpy(features), path)
+    else:
+        save_file({"features": torch.from_numpy(features)}, str(path))
+    label_path = tmp_path / "labels.txt"
+    label_path.write_text("\n".join(["setosa", "versicolor", "virginica"][i] for i in labels))
+    assert main(["score", str(path), str(label_path)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == f"logme: {hf_logme.logme(features, labels):.6f}"
+
+
+def test_score_regression_and_intercept(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(50, 4))
+    targets = features @ rng.normal(size=4) + rng.normal(size=50)
+    np.save(tmp_path / "f.npy", features)
+    np.save(tmp_path / "y.npy", targets)
+    assert main(["score", str(tmp_path / "f.npy"), str(tmp_path / "y.npy"), "--regression", "--intercept"]) == 0
+    expected = hf_logme.logme(features, targets, regression=True, intercept=True)
+    assert capsys.readouterr().out.strip() == f"logme: {expected:.6f}"
+
+
+def test_score_errors_exit_2_with_the_reason(tmp_path, capsys):
+    np.save(tmp_path / "f.npy", np.zeros((4, 2, 3)))
+    np.save(tmp_path / "y.npy", np.array([0, 1, 0, 1]))
+    assert main(["score", str(tmp_path / "f.npy"), str(tmp_path / "y.npy")]) == 2
+    assert "must be 2-D" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "missing.npy"), str(tmp_path / "y.npy")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "y.npy"), str(tmp_path / "y.npy"), "--method", "nope"]) == 2
+    assert "Unknown method 'nope'" in capsys.readouterr().err
