@@ -1,0 +1,37 @@
+"""Errors that make one candidate checkpoint unusable, so a ranking can skip it and go on.
+
+Each subclasses a builtin (``ValueError`` or ``OSError``) so generic handlers still work, and its
+message names the model, the problem and the opt-in or fix. Errors from the Hub itself
+(``huggingface_hub.errors.RepositoryNotFoundError``, ``GatedRepoError``, ``HfHubHTTPError``...) are
+not wrapped: the ranking records them as they are.
+"""
+
+from __future__ import annotations
+
+
+class CandidateError(Exception):
+    """Base class: this model cannot be scored on this dataset (not a bug in the caller's code).
+
+    Example message: ``"org/model: config requires trust_remote_code=True (architecture
+    'FancyModel' is not in transformers); pass trust_remote_code=True to allow it."``
+    """
+
+    def __init__(self, message: str, *, model_id: str | None = None) -> None:
+        super().__init__(message)
+        self.model_id = model_id
+
+
+class RemoteCodeRequiredError(CandidateError, ValueError):
+    """The checkpoint's architecture is defined by code in its repo; loading it runs that code."""
+
+
+class UnsafeWeightsError(CandidateError, OSError):
+    """The checkpoint has no safetensors weights; pickle weights need ``use_safetensors=False``."""
+
+
+class UnsupportedModelError(CandidateError, ValueError):
+    """transformers cannot load this checkpoint with an Auto class, or no input fits the dataset."""
+
+
+class NonFiniteFeaturesError(CandidateError, ValueError):
+    """The model produced NaN or infinite features (often float16 overflow)."""
