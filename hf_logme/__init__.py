@@ -1,7 +1,17 @@
 """hf-logme: rank pre-trained checkpoints for a dataset before fine-tuning, with LogME."""
 
 from .estimators import ESTIMATORS, LogME, LogMEResult, logme, score
+from .features import ExtractedFeatures, extract_features
 
 __version__ = "0.1.0"
 
-__all__ = ["ESTIMATORS", "LogME", "LogMEResult", "logme", "score", "__version__"]
+__all__ = [
+    "ESTIMATORS",
+    "ExtractedFeatures",
+    "LogME",
+    "LogMEResult",
+    "extract_features",
+    "logme",
+    "score",
+    "__version__",
+]

@@ -1,0 +1,439 @@
+"""``extract_features``: a checkpoint and a labelled dataset in, pooled features and labels out.
+
+Everything cheap is checked first (options, split, label column, targets, the checkpoint's config
+and the input column its modality needs); only then are the weights loaded. Batches are prepared
+on worker threads while the model runs, sorted by length (text, audio) so each is padded only to
+its own longest row, and written back in dataset order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from huggingface_hub.utils import tqdm
+
+from ..errors import NonFiniteFeaturesError, UnsupportedModelError
+from .columns import find_inputs, resolve_split
+from .forward import FeatureRunner, is_out_of_memory, split_batch
+from .inputs import RawSource, TextSource, processor_encoder
+from .loading import Checkpoint, LoadedModel, inspect_checkpoint, load_model, modality_of
+from .options import LAYERS, POOLINGS, TASKS, check_choice, check_positive_int
+from .sampling import subsample
+from .targets import find_label_column, read_targets
+
+logger = logging.getLogger(__name__)
+
+# batch_size="auto": where to start (halved on out-of-memory). On CPUs larger batches buy nothing.
+_AUTO_BATCH = {"cpu": {"text": 32, "image": 32, "audio": 8},
+               "accelerator": {"text": 256, "image": 128, "audio": 32}}
+
+
+@dataclass
+class ExtractedFeatures:
+    """Features of one model on one dataset, aligned with their labels.
+
+    Attributes:
+        features: (num_samples, dim) float32 tensor on the CPU, in dataset order; with
+            ``layers="all"`` a dict from hidden-state index (0 = embeddings) to such a tensor;
+            None with ``return_features=False``.
+        labels: aligned targets: (num_samples,) class labels, float64 (num_samples,) regression
+            values, or float64 (num_samples, K) multi-label 0/1 or multi-target values.
+        task: "classification", "regression" or "multilabel".
+        model_id: Hub id, local path or module name.
+        revision: the commit sha the Hub revision resolved to (None for local models).
+        pooling: the pooling used ("cls", "mean", "pooler", "last", "max", or "model" for a
+            custom module that returns vectors).
+        layers: "last" or "all".
+        num_samples: rows scored (after dropping unlabelled rows and subsampling).
+        dim: feature width; a dict per layer when layers differ in width (CNN stages).
+        timings: seconds and rates: ``load_s``, ``extract_s`` (everything after loading),
+            ``prepare_s`` (tokenising and processing, partly hidden behind the forward passes),
+            ``wait_s`` (time the model waited for inputs), ``forward_s``, ``samples_per_s``.
+        indices: (num_samples,) the dataset rows used, in the order of ``features``.
+        label_names: class names (``ClassLabel``) or multi-label column names, if known.
+        pooling_reason: why ``pooling="auto"`` chose ``pooling``.
+        columns: the input column(s) read; ``label_column``: the label column.
+        device, dtype: where and in which precision the model ran.
+    """
+
+    features: torch.Tensor | dict[int, torch.Tensor] | None
+    labels: np.ndarray
+    task: str
+    model_id: str
+    revision: str | None
+    pooling: str
+    layers: str
+    num_samples: int
+    dim: int | dict[int, int]
+    timings: dict[str, float]
+    indices: np.ndarray
+    label_names: list[Any] | None = None
+    pooling_reason: str = ""
+    columns: tuple[str, ...] = ()
+    label_column: str = ""
+    device: str = ""
+    dtype: str = ""
+    batch_size: int = field(default=0, repr=False)
+
+
+def extract_features(
+    model: Any,
+    dataset: Any,
+    *,
+    split: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    image_column: str | None = None,
+    audio_column: str | None = None,
+    label_column: str | None = None,
+    task: str = "auto",
+    pooling: str = "auto",
+    layers: str = "last",
+    batch_size: int | str = "auto",
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    max_length: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+    use_safetensors: bool = True,
+    processor: Any = None,
+    sampling_rate: int | None = None,
+    num_workers: int | str = "auto",
+    on_batch: Callable[[Any, np.ndarray], Any] | None = None,
+    return_features: bool = True,
+    progress: bool = True,
+) -> ExtractedFeatures:
+    """Compute the features a new task head would see, for every labelled row of a dataset.
+
+    Args:
+        model: Hub id or local folder; a transformers ``PreTrainedModel`` (with ``processor``);
+            any ``torch.nn.Module`` with a ``preprocess`` callable (or ``processor=``) that maps
+            a list of raw inputs to a tensor or dict of tensors; or a ``LoadedModel`` from
+            :func:`hf_logme.features.load_model`, to extract repeatedly without reloading.
+        dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
+        split: the split of a DatasetDict (may be omitted when it has one split).
+        text_column, text_pair_column: the text input, and the second text of sentence-pair
+            tasks (NLI); detected from the column types and usual names when unambiguous.
+        image_column: ``Image`` column, or nested lists / arrays of pixels.
+        audio_column: ``Audio`` column, ``{"array", "sampling_rate"}`` dicts, or bare arrays
+            with ``sampling_rate``. Resampled to the feature extractor's rate.
+        label_column: targets; detected when there is one ``ClassLabel`` or one usual name.
+        task: "auto" (ClassLabel/int/str/bool -> classification, float -> regression, lists ->
+            multilabel), "classification", "regression" or "multilabel".
+        pooling: "auto" (what the model's own classification head reads; see
+            :mod:`hf_logme.features.pooling`), "cls", "mean", "pooler", "last" or "max".
+        layers: "last", or "all" for every hidden state from the same forward pass.
+        batch_size: rows per forward pass, or "auto" (32 on CPU, 256 text / 128 image / 32
+            audio on accelerators), halved whenever the device runs out of memory.
+        device: "auto" (cuda, then mps, then cpu) or a torch device.
+        dtype: "auto" (bfloat16 on GPUs that support it, else float32) or a floating dtype.
+        max_length: truncate texts to this many tokens; default: the checkpoint's own limit.
+        max_samples: score a seeded random subset of this size, stratified by class.
+        seed: seed of that subset.
+        revision, token, trust_remote_code, use_safetensors: Hub loading options (see
+            :func:`hf_logme.features.load_model`); remote code and pickle weights are refused
+            unless allowed.
+        processor: the processor of a model object.
+        sampling_rate: the rate of an audio column of bare arrays.
+        num_workers: threads preparing batches ("auto": 1 for text, up to 8 for images and audio).
+        on_batch: called as ``on_batch(features, labels)`` after each batch, in the processing
+            order (longest inputs first for text and audio, not dataset order); ``features`` is
+            a (B, D) float32 tensor on the model's device (a dict per layer with
+            ``layers="all"``) and ``labels`` the aligned rows of ``ExtractedFeatures.labels``,
+            ready for ``LogME.update`` (``regression=True`` for regression and multilabel).
+        return_features: keep all features (N x D on the CPU); False keeps none, for streaming
+            through ``on_batch`` only.
+        progress: show a progress bar (also silenced by ``HF_HUB_DISABLE_PROGRESS_BARS``).
+
+    Returns:
+        An :class:`ExtractedFeatures`.
+
+    Raises:
+        ValueError: a bad option, or a dataset whose columns or labels do not fit (messages list
+            the columns and the option to set).
+        RemoteCodeRequiredError, UnsafeWeightsError: loading needs an opt-in.
+        UnsupportedModelError: transformers cannot load the model, or the dataset has no input
+            of the model's modality.
+        NonFiniteFeaturesError: the model produced NaN or infinite features.
+
+    Example:
+        >>> import datasets, hf_logme
+        >>> ds = datasets.Dataset.from_dict({"text": ["good", "bad"] * 8, "label": [1, 0] * 8})
+        >>> out = hf_logme.extract_features("sentence-transformers/all-MiniLM-L6-v2", ds)  # doctest: +SKIP
+        >>> out.features.shape, out.pooling  # doctest: +SKIP
+        (torch.Size([16, 384]), 'mean')
+        >>> hf_logme.logme(out.features, out.labels)  # doctest: +SKIP
+    """
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("layers", layers, LAYERS)
+    check_choice("task", task, TASKS)
+    check_positive_int("batch_size", batch_size, allow=("auto",))
+    check_positive_int("num_workers", num_workers, allow=("auto",))
+    for name, value in (("max_length", max_length), ("max_samples", max_samples),
+                        ("sampling_rate", sampling_rate)):
+        if value is not None:
+            check_positive_int(name, value)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int; got {seed!r}.")
+    if on_batch is not None and not callable(on_batch):
+        raise TypeError(f"on_batch must be callable as on_batch(features, labels); got {on_batch!r}.")
+    if not return_features and on_batch is None:
+        raise ValueError("return_features=False and no on_batch: nothing would be produced.")
+    if pooling == "pooler" and layers == "all":
+        raise ValueError(
+            "pooling='pooler' exists only after the last layer; with layers='all' use 'cls', "
+            "'mean', 'max', 'last' or 'auto'."
+        )
+
+    data = resolve_split(dataset, split)
+    label_column = find_label_column(data, label_column)
+    targets = read_targets(data, label_column, task)
+    labelled = np.flatnonzero(~targets.missing)
+    if len(labelled) < len(data):
+        logger.warning("%d of %d rows have no label and are left out.", len(data) - len(labelled), len(data))
+    if len(labelled) == 0:
+        raise ValueError(f"label column {label_column!r} has no labels (all rows are missing).")
+    strata = targets.values[labelled] if targets.task == "classification" else None
+    rows = labelled[subsample(len(labelled), max_samples, seed=seed, classes=strata)]
+
+    # The checkpoint's config says which input it reads: find it before loading weights.
+    load_start = time.perf_counter()
+    if isinstance(model, (str, os.PathLike)):
+        model = inspect_checkpoint(model, revision=revision, token=token,
+                                   trust_remote_code=trust_remote_code)
+    modality = _modality(model)
+    try:
+        inputs = find_inputs(data, modality, text_column=text_column,
+                             text_pair_column=text_pair_column, image_column=image_column,
+                             audio_column=audio_column, exclude=(label_column,))
+    except LookupError as err:
+        raise UnsupportedModelError(f"{_name(model)}: {err}", model_id=_name(model)) from err
+
+    loaded = load_model(model, processor=processor, revision=revision, token=token,
+                        trust_remote_code=trust_remote_code, use_safetensors=use_safetensors,
+                        device=device, dtype=dtype)
+    load_s = 0.0 if isinstance(model, LoadedModel) else time.perf_counter() - load_start
+    if pooling == "pooler" and not loaded.is_transformers:
+        raise ValueError("pooling='pooler' needs a transformers model; use 'mean', 'cls', 'max' or 'last'.")
+    choice = loaded.auto_pooling(layers)
+    if pooling != "auto":
+        reason = "requested"
+        if pooling == "pooler" and not loaded.pooler_loaded:
+            logger.warning("%s: its pooler weights are not in the checkpoint (random).", loaded.model_id)
+    else:
+        pooling, reason = choice.name, choice.reason
+    logger.info("%s: pooling=%s (%s), layers=%s.", loaded.model_id, pooling, reason, layers)
+
+    subset = data if len(rows) == len(data) else data.select(rows)
+    extract_start = time.perf_counter()
+    if inputs.modality == "text" and loaded.is_transformers:
+        source: Any = TextSource(subset, inputs.columns, loaded.processor,
+                                 max_length=max_length or loaded.max_length,
+                                 forward_args=loaded.forward_args)
+    else:
+        encode, rate = processor_encoder(loaded, inputs.modality)
+        source = RawSource(subset, inputs, encode, sampling_rate=rate, column_rate=sampling_rate)
+    prepare_s = time.perf_counter() - extract_start
+
+    accelerator = "cpu" if loaded.device.type == "cpu" else "accelerator"
+    size = _AUTO_BATCH[accelerator][inputs.modality] if batch_size == "auto" else batch_size
+    if num_workers == "auto":
+        num_workers = 1 if inputs.modality == "text" else max(1, min(8, (os.cpu_count() or 2) - 1))
+    order = (np.arange(len(rows)) if source.lengths is None
+             else np.argsort(-source.lengths, kind="stable"))  # longest first: OOM shows early
+    labels = targets.values[rows]
+    runner = FeatureRunner(loaded, pooling, layers)
+    loop = _Loop(runner, size, adaptive=batch_size == "auto", on_batch=on_batch,
+                 keep=return_features, num_rows=len(rows), labels=labels)
+
+    model_module = loaded.model
+    was_training = model_module.training
+    model_module.eval()
+    try:
+        with tqdm(total=len(rows), unit="sample", desc=f"Features {loaded.model_id}",
+                  disable=not progress) as bar:
+            timings = loop.run(source, order, num_workers, bar)
+    finally:
+        model_module.train(was_training)
+    extract_s = time.perf_counter() - extract_start
+    timings.update(load_s=load_s, extract_s=extract_s, samples_per_s=len(rows) / extract_s)
+    timings["prepare_s"] += prepare_s
+
+    return ExtractedFeatures(
+        features=loop.features,
+        labels=labels,
+        task=targets.task,
+        model_id=loaded.model_id,
+        revision=loaded.revision,
+        pooling=runner.pooling,
+        layers=layers,
+        num_samples=len(rows),
+        dim=loop.dim,
+        timings=timings,
+        indices=rows,
+        label_names=targets.names,
+        pooling_reason=reason,
+        columns=inputs.columns,
+        label_column=label_column,
+        device=str(loaded.device),
+        dtype=str(loaded.dtype).removeprefix("torch."),
+        batch_size=loop.size,
+    )
+
+
+def _modality(model: Any) -> str | None:
+    if isinstance(model, (Checkpoint, LoadedModel)):
+        return model.modality
+    from transformers import PreTrainedModel
+
+    if isinstance(model, PreTrainedModel):
+        return modality_of(model.config, _name(model))
+    return None
+
+
+def _name(model: Any) -> str:
+    return str(getattr(model, "model_id", None) or getattr(model, "name_or_path", None)
+               or type(model).__name__)
+
+
+class _Loop:
+    """The batch loop: prefetch inputs on threads, forward, check, hand out, store."""
+
+    def __init__(self, runner: FeatureRunner, size: int, *, adaptive: bool,
+                 on_batch: Callable[[Any, np.ndarray], Any] | None, keep: bool, num_rows: int,
+                 labels: np.ndarray) -> None:
+        self.runner, self.size, self.adaptive = runner, size, adaptive
+        self.on_batch, self.keep, self.num_rows, self.labels = on_batch, keep, num_rows, labels
+        self.features: torch.Tensor | dict[int, torch.Tensor] | None = None
+        self.dim: int | dict[int, int] = 0
+
+    def run(self, source: Any, order: np.ndarray, num_workers: int, bar: Any) -> dict[str, float]:
+        batches = [order[i : i + self.size] for i in range(0, len(order), self.size)]
+        pin = self.runner.loaded.device.type == "cuda"
+
+        def prepare(positions: np.ndarray) -> tuple[Any, float]:
+            began = time.perf_counter()
+            inputs = source.batch(positions)
+            if pin:
+                inputs = _pin(inputs)
+            return inputs, time.perf_counter() - began
+
+        timings = {"prepare_s": 0.0, "wait_s": 0.0, "forward_s": 0.0}
+        with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="hf-logme-inputs") as pool:
+            pending: deque = deque()
+            upcoming = iter(batches)
+            try:
+                for positions in upcoming:
+                    pending.append((positions, pool.submit(prepare, positions)))
+                    if len(pending) > num_workers:
+                        break
+                while pending:
+                    positions, future = pending.popleft()
+                    waited = time.perf_counter()
+                    inputs, prepare_s = future.result()
+                    timings["wait_s"] += time.perf_counter() - waited
+                    timings["prepare_s"] += prepare_s
+                    following = next(upcoming, None)
+                    if following is not None:
+                        pending.append((following, pool.submit(prepare, following)))
+                    began = time.perf_counter()
+                    self._process(positions, inputs)
+                    timings["forward_s"] += time.perf_counter() - began
+                    bar.update(len(positions))
+            finally:
+                for _, future in pending:
+                    future.cancel()
+        return timings
+
+    def _process(self, positions: np.ndarray, inputs: Any) -> None:
+        features = self._forward(inputs)
+        _check_finite(features, self.runner)
+        if not self.dim:
+            self.dim = _width(features)
+        labels = self.labels[positions]
+        if self.on_batch is not None:
+            self.on_batch(features, labels)
+        if self.keep:
+            self._store(positions, features)
+
+    def _forward(self, inputs: Any) -> torch.Tensor | dict[int, torch.Tensor]:
+        """Run one prepared batch, in pieces of ``self.size`` rows, halving on out-of-memory."""
+        while True:
+            try:
+                with torch.inference_mode():
+                    parts = [self.runner(piece) for piece in split_batch(inputs, self.size)]
+                break
+            except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
+                if not is_out_of_memory(err) or not self.adaptive or self.size == 1:
+                    if is_out_of_memory(err):
+                        raise type(err)(
+                            f"{err}\nhf-logme: out of memory at batch_size={self.size}; pass a "
+                            f"smaller batch_size, or batch_size='auto' to halve it automatically."
+                        ) from err
+                    raise
+                self.size //= 2
+                logger.warning("Out of memory; retrying with batch_size=%d.", self.size)
+                _empty_cache(self.runner.loaded.device)
+        if len(parts) == 1:
+            return parts[0]
+        if isinstance(parts[0], dict):
+            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return torch.cat(parts)
+
+    def _store(self, positions: np.ndarray, features: torch.Tensor | dict[int, torch.Tensor]) -> None:
+        index = torch.from_numpy(positions)
+        if isinstance(features, dict):
+            if self.features is None:
+                self.features = {k: torch.empty(self.num_rows, v.shape[1]) for k, v in features.items()}
+            for k, v in features.items():
+                self.features[k][index] = v.cpu()
+            return
+        if self.features is None:
+            self.features = torch.empty(self.num_rows, features.shape[1])
+        self.features[index] = features.cpu()
+
+
+def _width(features: torch.Tensor | dict[int, torch.Tensor]) -> int | dict[int, int]:
+    """D, or per-layer widths when the layers of a CNN differ."""
+    if not isinstance(features, dict):
+        return features.shape[1]
+    widths = {k: v.shape[1] for k, v in features.items()}
+    return widths if len(set(widths.values())) > 1 else next(iter(widths.values()))
+
+
+def _check_finite(features: torch.Tensor | dict[int, torch.Tensor], runner: FeatureRunner) -> None:
+    tensors = features.values() if isinstance(features, dict) else (features,)
+    if all(bool(torch.isfinite(t).all()) for t in tensors):
+        return
+    loaded = runner.loaded
+    hint = (" It ran in float16, which overflows easily: pass dtype='float32' or 'bfloat16'."
+            if loaded.dtype == torch.float16 else "")
+    raise NonFiniteFeaturesError(
+        f"{loaded.model_id}: the model produced NaN or infinite features (pooling="
+        f"{runner.pooling!r}, dtype={str(loaded.dtype).removeprefix('torch.')}).{hint}",
+        model_id=loaded.model_id,
+    )
+
+
+def _pin(inputs: Any) -> Any:
+    if isinstance(inputs, torch.Tensor):
+        return inputs.pin_memory()
+    return {k: v.pin_memory() if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+
+
+def _empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()

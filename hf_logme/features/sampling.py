@@ -1,0 +1,53 @@
+"""Seeded subsampling that keeps each class's share of the data."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def subsample(
+    num_rows: int, max_samples: int | None, *, seed: int, classes: np.ndarray | None = None
+) -> np.ndarray:
+    """Positions (sorted) of at most ``max_samples`` of ``num_rows`` rows.
+
+    Args:
+        num_rows: how many rows there are.
+        max_samples: how many to keep; None or >= num_rows keeps all.
+        seed: seed of the random choice; the same seed gives the same rows.
+        classes: (num_rows,) class labels to stratify on, or None for a uniform draw
+            (regression and multi-label targets).
+
+    Returns:
+        Sorted int64 positions. With ``classes``, each class gets its share of ``max_samples``
+        rounded by largest remainder (so counts differ from exact proportions by less than one),
+        and every class keeps at least one row when ``max_samples`` allows it, so no class
+        disappears from the score.
+    """
+    if max_samples is None or max_samples >= num_rows:
+        return np.arange(num_rows, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    if classes is None:
+        return np.sort(rng.choice(num_rows, size=max_samples, replace=False)).astype(np.int64)
+    _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
+    quota = _allocate(counts, max_samples)
+    members = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    chosen = [
+        rng.choice(members[start : start + count], size=take, replace=False)
+        for start, count, take in zip(starts, counts, quota)
+        if take
+    ]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes in proportion to ``counts`` (largest remainder, min 1 each)."""
+    exact = counts * (total / counts.sum())
+    quota = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - quota), kind="stable")
+    quota[order[: total - quota.sum()]] += 1
+    if total >= len(counts):
+        for empty in np.flatnonzero(quota == 0):  # take one from the largest quota
+            quota[np.argmax(quota)] -= 1
+            quota[empty] = 1
+    return quota
