@@ -224,8 +224,12 @@ def extract_features(
                         trust_remote_code=trust_remote_code, use_safetensors=use_safetensors,
                         device=device, dtype=dtype)
     load_s = 0.0 if isinstance(model, LoadedModel) else time.perf_counter() - load_start
-    if pooling == "pooler" and not loaded.is_transformers:
-        raise ValueError("pooling='pooler' needs a transformers model; use 'mean', 'cls', 'max' or 'last'.")
+    if not loaded.is_transformers and (pooling == "pooler" or layers == "all"):
+        option = "pooling='pooler'" if pooling == "pooler" else "layers='all'"
+        raise ValueError(
+            f"{option} needs a transformers model; {loaded.model_id} is a custom module (use "
+            f"layers='last' and pooling 'auto', 'mean', 'cls', 'max' or 'last')."
+        )
     choice = loaded.auto_pooling(layers)
     if pooling != "auto":
         reason = "requested"
