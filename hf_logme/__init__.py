@@ -10,8 +10,8 @@ __all__ = [
     "ExtractedFeatures",
     "LogME",
     "LogMEResult",
+    "__version__",
     "extract_features",
     "logme",
     "score",
-    "__version__",
 ]

@@ -36,8 +36,11 @@ def reviews():
 
 
 def test_remote_code_is_refused_unless_allowed(tmp_path, reviews):
-    config = {"model_type": "fancy", "architectures": ["FancyModel"],
-              "auto_map": {"AutoConfig": "code.FancyConfig", "AutoModel": "code.FancyModel"}}
+    config = {
+        "model_type": "fancy",
+        "architectures": ["FancyModel"],
+        "auto_map": {"AutoConfig": "code.FancyConfig", "AutoModel": "code.FancyModel"},
+    }
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(RemoteCodeRequiredError, match="requires trust_remote_code=True .*'fancy'"):
         hf_logme.extract_features(str(tmp_path), reviews)
@@ -59,7 +62,9 @@ def test_two_modality_models_are_unsupported(tmp_path, reviews):
 
 def test_a_text_model_on_an_image_dataset_is_unsupported(bert):
     images = datasets.Dataset.from_dict({"pixels": [np.zeros((4, 4, 3), np.uint8)], "label": [0]})
-    with pytest.raises(UnsupportedModelError, match="reads text but the dataset has no text column"):
+    with pytest.raises(
+        UnsupportedModelError, match="reads text but the dataset has no text column"
+    ):
         hf_logme.extract_features(str(bert), images)
 
 
@@ -72,7 +77,9 @@ def test_pickle_weights_need_an_opt_in(tmp_path, bert, reviews):
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
     with pytest.raises(UnsafeWeightsError, match="no safetensors weights.*use_safetensors=False"):
         hf_logme.extract_features(str(tmp_path), reviews)
-    allowed = hf_logme.extract_features(str(tmp_path), reviews, use_safetensors=False, progress=False)
+    allowed = hf_logme.extract_features(
+        str(tmp_path), reviews, use_safetensors=False, progress=False
+    )
     reference = hf_logme.extract_features(str(bert), reviews, progress=False)
     torch.testing.assert_close(allowed.features, reference.features)
 
@@ -107,8 +114,9 @@ def test_a_loaded_transformers_model_is_used_as_is_and_left_unchanged(bert, revi
 
     model = AutoModel.from_pretrained(bert).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    out = hf_logme.extract_features(model, reviews, processor=AutoTokenizer.from_pretrained(bert),
-                                    progress=False)
+    out = hf_logme.extract_features(
+        model, reviews, processor=AutoTokenizer.from_pretrained(bert), progress=False
+    )
     reference = hf_logme.extract_features(str(bert), reviews, progress=False)
     torch.testing.assert_close(out.features, reference.features)  # eval mode: no dropout
     assert model.training  # restored
@@ -122,8 +130,11 @@ def test_a_passed_model_is_not_moved_or_cast(bert):
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(bert)
-    with pytest.raises(ValueError, match=r"dtype='bfloat16' but the model you passed is in "
-                       r"torch.float32.*model.to\(torch.bfloat16\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"dtype='bfloat16' but the model you passed is in "
+        r"torch.float32.*model.to\(torch.bfloat16\)",
+    ):
         load_model(model, dtype="bfloat16")
     with pytest.raises(ValueError, match="device='meta' but the model you passed is on cpu"):
         load_model(model, device="meta")
@@ -134,7 +145,7 @@ def test_a_passed_model_is_not_moved_or_cast(bert):
 
 def test_custom_modules_with_preprocess():
     class Bag(torch.nn.Module):
-        """Token embeddings: (B, T, D) states with an attention mask, or their mean with pooled=True."""
+        """Token embeddings: (B, T, D) states and a mask, or their mean with pooled=True."""
 
         def __init__(self, pooled: bool) -> None:
             super().__init__()
@@ -200,7 +211,9 @@ class _Limited(torch.nn.Module):
 
 
 def test_out_of_memory_halves_the_batch_size_and_loses_nothing(caplog):
-    data = datasets.Dataset.from_dict({"text": [str(i) for i in range(70)], "label": [i % 3 for i in range(70)]})
+    data = datasets.Dataset.from_dict(
+        {"text": [str(i) for i in range(70)], "label": [i % 3 for i in range(70)]}
+    )
     model = _Limited(limit=5)
     with caplog.at_level(logging.WARNING):
         out = hf_logme.extract_features(model, data, progress=False)  # auto: starts at 32 on CPU
@@ -208,7 +221,9 @@ def test_out_of_memory_halves_the_batch_size_and_loses_nothing(caplog):
     assert "Out of memory; retrying with batch_size=16" in caplog.text
     values = torch.arange(70, dtype=torch.float32)
     torch.testing.assert_close(out.features, torch.stack([2 * values, 2 * values**2], dim=1))
-    with pytest.raises(torch.OutOfMemoryError, match="out of memory at batch_size=8; pass a smaller"):
+    with pytest.raises(
+        torch.OutOfMemoryError, match="out of memory at batch_size=8; pass a smaller"
+    ):
         hf_logme.extract_features(_Limited(limit=5), data, batch_size=8, progress=False)
 
 
@@ -222,11 +237,19 @@ def test_streaming_into_logme_equals_scoring_the_returned_features(bert):
         seen.append(len(labels))
         metric.update(features, labels)
 
-    out = hf_logme.extract_features(str(bert), data, batch_size=7, on_batch=on_batch, progress=False)
+    out = hf_logme.extract_features(
+        str(bert), data, batch_size=7, on_batch=on_batch, progress=False
+    )
     assert sum(seen) == 40 and len(seen) == 6
     assert metric.compute() == pytest.approx(hf_logme.logme(out.features, out.labels), abs=1e-9)
-    streamed = hf_logme.extract_features(str(bert), data, batch_size=7, on_batch=lambda f, y: None,
-                                         return_features=False, progress=False)
+    streamed = hf_logme.extract_features(
+        str(bert),
+        data,
+        batch_size=7,
+        on_batch=lambda f, y: None,
+        return_features=False,
+        progress=False,
+    )
     assert streamed.features is None and streamed.dim == 32 and len(streamed.labels) == 40
 
 
@@ -244,7 +267,7 @@ def test_progress_bar_follows_the_hub_switch(bert, reviews, capsys, monkeypatch)
 
     from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
 
-    # The test session sets HF_HUB_DISABLE_PROGRESS_BARS=1, which overrides the switch: lift it here.
+    # The session sets HF_HUB_DISABLE_PROGRESS_BARS=1, which overrides the switch: lift it here.
     hub_tqdm = sys.modules["huggingface_hub.utils.tqdm"]
     monkeypatch.setattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", None)
     monkeypatch.setattr(hub_tqdm, "progress_bar_states", {})
@@ -260,5 +283,7 @@ def test_timings_and_provenance(bert, reviews):
     out = hf_logme.extract_features(str(bert), reviews, progress=False)
     assert out.model_id == str(bert) and out.revision is None  # a local folder has no commit
     assert out.device == "cpu" and out.dtype == "float32"
-    assert {"load_s", "extract_s", "samples_per_s", "forward_s", "wait_s", "prepare_s"} <= set(out.timings)
+    assert {"load_s", "extract_s", "samples_per_s", "forward_s", "wait_s", "prepare_s"} <= set(
+        out.timings
+    )
     assert out.timings["samples_per_s"] == pytest.approx(12 / out.timings["extract_s"])

@@ -35,7 +35,13 @@ def test_pretrained_minilm_beats_the_same_architecture_with_random_weights(revie
     torch.manual_seed(0)
     AutoModel.from_config(AutoConfig.from_pretrained(minilm_path())).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(tmp_path)
-    options = dict(max_samples=600, seed=0, max_length=64, pooling="mean", progress=False)
+    options = {
+        "max_samples": 600,
+        "seed": 0,
+        "max_length": 64,
+        "pooling": "mean",
+        "progress": False,
+    }
     trained = hf_logme.extract_features(minilm_path(), reviews, **options)
     random = hf_logme.extract_features(str(tmp_path), reviews, **options)
     assert trained.num_samples == 600

@@ -77,14 +77,20 @@ def test_texts_of_different_lengths_were_batched_together(checkpoints, reviews):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoints["bert"])
-    lengths = [len(tokenizer(t, truncation=True, max_length=48)["input_ids"]) for t in reviews["review"]]
+    lengths = [
+        len(tokenizer(t, truncation=True, max_length=48)["input_ids"]) for t in reviews["review"]
+    ]
     ordered = sorted(lengths, reverse=True)
     assert any(len(set(ordered[i : i + 5])) > 1 for i in range(0, 23, 5))
 
 
 def test_gpt2_padding_side_does_not_matter(checkpoints, reviews):
-    right = hf_logme.extract_features(str(checkpoints["gpt2"]), reviews, batch_size=7, progress=False)
-    left = hf_logme.extract_features(str(checkpoints["gpt2-left"]), reviews, batch_size=7, progress=False)
+    right = hf_logme.extract_features(
+        str(checkpoints["gpt2"]), reviews, batch_size=7, progress=False
+    )
+    left = hf_logme.extract_features(
+        str(checkpoints["gpt2-left"]), reviews, batch_size=7, progress=False
+    )
     torch.testing.assert_close(left.features, right.features, rtol=1e-5, atol=1e-6)
 
 
@@ -102,10 +108,12 @@ def test_image_models_match_one_image_at_a_time(checkpoints, kind):
     processor = AutoImageProcessor.from_pretrained(checkpoints[kind])
     model = AutoModel.from_pretrained(checkpoints[kind]).eval()
     with torch.no_grad():
-        reference = torch.stack([
-            pool(model(**processor(image.convert("RGB"), return_tensors="pt")))
-            for image in data["image"]
-        ])
+        reference = torch.stack(
+            [
+                pool(model(**processor(image.convert("RGB"), return_tensors="pt")))
+                for image in data["image"]
+            ]
+        )
     torch.testing.assert_close(out.features, reference, rtol=1e-4, atol=1e-5)
 
 
@@ -113,9 +121,12 @@ def test_image_arrays_give_the_same_features_as_pil_images(checkpoints):
     import datasets
 
     data = digits(12)
-    arrays = datasets.Dataset.from_dict({
-        "pixels": [np.asarray(image) for image in data["image"]], "label": data["label"],
-    })
+    arrays = datasets.Dataset.from_dict(
+        {
+            "pixels": [np.asarray(image) for image in data["image"]],
+            "label": data["label"],
+        }
+    )
     from_pil = hf_logme.extract_features(str(checkpoints["vit"]), data, progress=False)
     from_arrays = hf_logme.extract_features(str(checkpoints["vit"]), arrays, progress=False)
     assert from_arrays.columns == ("pixels",)
@@ -126,24 +137,33 @@ def test_audio_model_matches_one_clip_at_a_time(checkpoints):
     from transformers import AutoFeatureExtractor, AutoModel
 
     data = tones(n=9, rate=16000)
-    out = hf_logme.extract_features(str(checkpoints["wav2vec2"]), data, batch_size=4, progress=False)
+    out = hf_logme.extract_features(
+        str(checkpoints["wav2vec2"]), data, batch_size=4, progress=False
+    )
     assert out.pooling == "mean" and out.features.shape == (9, 32)
 
     extractor = AutoFeatureExtractor.from_pretrained(checkpoints["wav2vec2"])
     model = AutoModel.from_pretrained(checkpoints["wav2vec2"]).eval()
     with torch.no_grad():
-        reference = torch.stack([
-            model(**extractor(row["array"], sampling_rate=16000, return_tensors="pt"))
-            .last_hidden_state[0].mean(0)
-            for row in data["audio"]
-        ])
+        reference = torch.stack(
+            [
+                model(**extractor(row["array"], sampling_rate=16000, return_tensors="pt"))
+                .last_hidden_state[0]
+                .mean(0)
+                for row in data["audio"]
+            ]
+        )
     torch.testing.assert_close(out.features, reference, rtol=1e-4, atol=1e-5)
 
 
 def test_audio_is_resampled_to_the_extractors_rate(checkpoints):
     """8 kHz clips give the features of the same tones synthesised at 16 kHz."""
-    low = hf_logme.extract_features(str(checkpoints["wav2vec2"]), tones(n=6, rate=8000), progress=False)
-    high = hf_logme.extract_features(str(checkpoints["wav2vec2"]), tones(n=6, rate=16000), progress=False)
+    low = hf_logme.extract_features(
+        str(checkpoints["wav2vec2"]), tones(n=6, rate=8000), progress=False
+    )
+    high = hf_logme.extract_features(
+        str(checkpoints["wav2vec2"]), tones(n=6, rate=16000), progress=False
+    )
     # Noise differs between the two syntheses; the tones dominate, so the features nearly agree.
     cosine = torch.nn.functional.cosine_similarity(low.features, high.features)
     assert cosine.min() > 0.99
@@ -158,13 +178,19 @@ def test_layers_all_returns_every_hidden_state_from_one_pass(checkpoints, review
     tokenizer = AutoTokenizer.from_pretrained(checkpoints["bert"])
     model = AutoModel.from_pretrained(checkpoints["bert"]).eval()
     with torch.no_grad():
-        states = model(**tokenizer(reviews["review"][0], return_tensors="pt"), output_hidden_states=True).hidden_states
+        states = model(
+            **tokenizer(reviews["review"][0], return_tensors="pt"), output_hidden_states=True
+        ).hidden_states
     for layer in range(3):
-        torch.testing.assert_close(out.features[layer][0], states[layer][0, 0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            out.features[layer][0], states[layer][0, 0], rtol=1e-4, atol=1e-5
+        )
 
 
 def test_layers_all_on_a_cnn_reports_each_stage_width(checkpoints):
-    out = hf_logme.extract_features(str(checkpoints["resnet"]), digits(8), layers="all", progress=False)
+    out = hf_logme.extract_features(
+        str(checkpoints["resnet"]), digits(8), layers="all", progress=False
+    )
     assert out.pooling == "mean"
     assert out.dim == {i: t.shape[1] for i, t in out.features.items()}
     assert len(set(out.dim.values())) > 1
@@ -174,8 +200,9 @@ def test_layers_all_on_a_cnn_reports_each_stage_width(checkpoints):
 def test_explicit_pooling_is_what_it_says(checkpoints, reviews, pooling):
     from transformers import AutoModel, AutoTokenizer
 
-    out = hf_logme.extract_features(str(checkpoints["bert"]), reviews, pooling=pooling,
-                                    batch_size=4, progress=False)
+    out = hf_logme.extract_features(
+        str(checkpoints["bert"]), reviews, pooling=pooling, batch_size=4, progress=False
+    )
     assert out.pooling == pooling and out.pooling_reason == "requested"
     tokenizer = AutoTokenizer.from_pretrained(checkpoints["bert"])
     model = AutoModel.from_pretrained(checkpoints["bert"]).eval()
@@ -183,8 +210,13 @@ def test_explicit_pooling_is_what_it_says(checkpoints, reviews, pooling):
     with torch.no_grad():
         output = model(**tokenizer(text, truncation=True, max_length=128, return_tensors="pt"))
     tokens = output.last_hidden_state[0]
-    expected = {"cls": tokens[0], "mean": tokens.mean(0), "max": tokens.max(0).values,
-                "last": tokens[-1], "pooler": output.pooler_output[0]}[pooling]
+    expected = {
+        "cls": tokens[0],
+        "mean": tokens.mean(0),
+        "max": tokens.max(0).values,
+        "last": tokens[-1],
+        "pooler": output.pooler_output[0],
+    }[pooling]
     torch.testing.assert_close(out.features[3], expected, rtol=1e-4, atol=1e-5)
 
 
@@ -196,3 +228,77 @@ def test_loaded_model_is_reused_without_reloading(checkpoints, reviews):
     second = hf_logme.extract_features(loaded, reviews.select(range(5)), progress=False)
     assert first.timings["load_s"] == 0.0
     torch.testing.assert_close(second.features, first.features[:5])
+
+
+def test_sentence_pairs_are_encoded_together(checkpoints, reviews):
+    """NLI-style pairs: both texts in one input, with the tokenizer's segment ids."""
+    import datasets
+    from transformers import AutoModel, AutoTokenizer
+
+    texts = reviews["review"][:]
+    pairs = datasets.Dataset.from_dict(
+        {
+            "premise": texts[:10],
+            "hypothesis": texts[10:20],
+            "label": [0, 1] * 5,
+        }
+    )
+    out = hf_logme.extract_features(
+        str(checkpoints["bert"]), pairs, batch_size=3, max_length=40, progress=False
+    )
+    assert out.columns == ("premise", "hypothesis")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints["bert"])
+    model = AutoModel.from_pretrained(checkpoints["bert"]).eval()
+    with torch.no_grad():
+        reference = torch.stack(
+            [
+                model(
+                    **tokenizer(a, b, truncation=True, max_length=40, return_tensors="pt")
+                ).pooler_output[0]
+                for a, b in zip(texts[:10], texts[10:20])
+            ]
+        )
+    torch.testing.assert_close(out.features, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_audio_feature_columns_and_bare_arrays_give_the_same_features(checkpoints):
+    """WAV files in a datasets Audio column (decoded here when torchcodec is absent), and bare
+    arrays with sampling_rate=, both reproduce the {'array', 'sampling_rate'} features."""
+    import io
+    import wave
+
+    import datasets
+
+    data = tones(n=6, rate=16000)
+    reference = hf_logme.extract_features(str(checkpoints["wav2vec2"]), data, progress=False)
+
+    def wav_bytes(array):
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(16000)
+            writer.writeframes((np.asarray(array) * 32767).astype("<i2").tobytes())
+        return buffer.getvalue()
+
+    files = datasets.Dataset.from_dict(
+        {
+            "audio": [{"bytes": wav_bytes(row["array"]), "path": None} for row in data["audio"]],
+            "label": data["label"],
+        }
+    ).cast_column("audio", datasets.Audio())
+    from_files = hf_logme.extract_features(str(checkpoints["wav2vec2"]), files, progress=False)
+    torch.testing.assert_close(from_files.features, reference.features, rtol=1e-3, atol=1e-3)
+
+    bare = datasets.Dataset.from_dict(
+        {
+            "wave": [row["array"] for row in data["audio"]],
+            "label": data["label"],
+        }
+    )
+    from_arrays = hf_logme.extract_features(
+        str(checkpoints["wav2vec2"]), bare, sampling_rate=16000, progress=False
+    )
+    torch.testing.assert_close(from_arrays.features, reference.features)
+    with pytest.raises(ValueError, match="bare arrays: pass sampling_rate="):
+        hf_logme.extract_features(str(checkpoints["wav2vec2"]), bare, progress=False)

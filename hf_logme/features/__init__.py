@@ -1,4 +1,4 @@
-"""Features of any checkpoint on the user's dataset: text, image or audio, batched on the accelerator.
+"""Features of any checkpoint on the user's dataset: text, image or audio, batched on a device.
 
 One module a job: ``options`` (allowed values, device and dtype), ``loading`` (checkpoint ->
 model + processor), ``columns`` and ``targets`` (what to read from the dataset), ``sampling``

@@ -73,8 +73,11 @@ def _decode_wav(data: bytes | None, path: str | None) -> tuple[np.ndarray, int]:
         samples = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 3:
         bytes3 = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        ints = (bytes3[:, 0].astype(np.int32) | (bytes3[:, 1].astype(np.int32) << 8)
-                | (bytes3[:, 2].astype(np.int8).astype(np.int32) << 16))
+        ints = (
+            bytes3[:, 0].astype(np.int32)
+            | (bytes3[:, 1].astype(np.int32) << 8)
+            | (bytes3[:, 2].astype(np.int8).astype(np.int32) << 16)
+        )
         samples = ints.astype(np.float32) / float(1 << 23)
     else:
         dtype = {2: np.int16, 4: np.int32}[width]

@@ -31,7 +31,7 @@ _TEXT_NAMES = ("text", "sentence", "review", "content", "document", "tweet", "co
 
 @dataclass(frozen=True)
 class InputColumns:
-    """The input column(s) a model reads: ``columns`` is (text,), (text, pair), (image,) or (audio,)."""
+    """The input column(s) a model reads: (text,), (text, pair), (image,) or (audio,)."""
 
     modality: str
     columns: tuple[str, ...]
@@ -71,7 +71,9 @@ def resolve_split(dataset: Any, split: str | None) -> Any:
 
 def describe(dataset: Any) -> str:
     """``"name (type), ..."`` for every column, for error messages."""
-    return ", ".join(f"{name!r} ({_type_name(feature)})" for name, feature in dataset.features.items())
+    return ", ".join(
+        f"{name!r} ({_type_name(feature)})" for name, feature in dataset.features.items()
+    )
 
 
 def check_column(dataset: Any, option: str, column: str | None) -> None:
@@ -185,7 +187,9 @@ def _is_audio(feature: Any) -> bool:
 
     if isinstance(feature, datasets.Audio):
         return True
-    return isinstance(feature, dict) and "array" in feature and "sampling_rate" in feature
+    if isinstance(feature, dict):
+        return "array" in feature and "sampling_rate" in feature
+    return _list_depth(feature) == 1  # bare waveforms (their rate given as sampling_rate=)
 
 
 def _list_depth(feature: Any) -> int:

@@ -12,9 +12,10 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,15 +26,25 @@ from .columns import find_inputs, resolve_split
 from .forward import FeatureRunner, is_out_of_memory, split_batch
 from .inputs import RawSource, TextSource, processor_encoder
 from .loading import Checkpoint, LoadedModel, inspect_checkpoint, load_model, modality_of
-from .options import LAYERS, POOLINGS, TASKS, check_choice, check_positive_int
+from .options import (
+    LAYERS,
+    POOLINGS,
+    TASKS,
+    check_choice,
+    check_positive_int,
+    resolve_device,
+    resolve_dtype,
+)
 from .sampling import subsample
-from .targets import find_label_column, read_targets
+from .targets import Targets, find_label_column, read_targets
 
 logger = logging.getLogger(__name__)
 
 # batch_size="auto": where to start (halved on out-of-memory). On CPUs larger batches buy nothing.
-_AUTO_BATCH = {"cpu": {"text": 32, "image": 32, "audio": 8},
-               "accelerator": {"text": 256, "image": 128, "audio": 32}}
+_AUTO_BATCH = {
+    "cpu": {"text": 32, "image": 32, "audio": 8},
+    "accelerator": {"text": 256, "image": 128, "audio": 32},
+}
 
 
 @dataclass
@@ -62,6 +73,7 @@ class ExtractedFeatures:
         pooling_reason: why ``pooling="auto"`` chose ``pooling``.
         columns: the input column(s) read; ``label_column``: the label column.
         device, dtype: where and in which precision the model ran.
+        batch_size: the batch size in the end (smaller than requested after out-of-memory).
     """
 
     features: torch.Tensor | dict[int, torch.Tensor] | None
@@ -81,7 +93,7 @@ class ExtractedFeatures:
     label_column: str = ""
     device: str = ""
     dtype: str = ""
-    batch_size: int = field(default=0, repr=False)
+    batch_size: int = 0
 
 
 def extract_features(
@@ -120,7 +132,8 @@ def extract_features(
         model: Hub id or local folder; a transformers ``PreTrainedModel`` (with ``processor``);
             any ``torch.nn.Module`` with a ``preprocess`` callable (or ``processor=``) that maps
             a list of raw inputs to a tensor or dict of tensors; or a ``LoadedModel`` from
-            :func:`hf_logme.features.load_model`, to extract repeatedly without reloading.
+            :func:`hf_logme.features.load_model`, to extract repeatedly without reloading
+            (its device and dtype are kept; the loading options below are then unused).
         dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
         split: the split of a DatasetDict (may be omitted when it has one split).
         text_column, text_pair_column: the text input, and the second text of sentence-pair
@@ -162,6 +175,8 @@ def extract_features(
     Raises:
         ValueError: a bad option, or a dataset whose columns or labels do not fit (messages list
             the columns and the option to set).
+        TypeError: a dataset that is not a Dataset/DatasetDict, a non-int seed, a non-callable
+            on_batch.
         RemoteCodeRequiredError, UnsafeWeightsError: loading needs an opt-in.
         UnsupportedModelError: transformers cannot load the model, or the dataset has no input
             of the model's modality.
@@ -170,81 +185,72 @@ def extract_features(
     Example:
         >>> import datasets, hf_logme
         >>> ds = datasets.Dataset.from_dict({"text": ["good", "bad"] * 8, "label": [1, 0] * 8})
-        >>> out = hf_logme.extract_features("sentence-transformers/all-MiniLM-L6-v2", ds)  # doctest: +SKIP
+        >>> model = "sentence-transformers/all-MiniLM-L6-v2"
+        >>> out = hf_logme.extract_features(model, ds)  # doctest: +SKIP
         >>> out.features.shape, out.pooling  # doctest: +SKIP
         (torch.Size([16, 384]), 'mean')
         >>> hf_logme.logme(out.features, out.labels)  # doctest: +SKIP
     """
-    check_choice("pooling", pooling, POOLINGS)
-    check_choice("layers", layers, LAYERS)
-    check_choice("task", task, TASKS)
-    check_positive_int("batch_size", batch_size, allow=("auto",))
-    check_positive_int("num_workers", num_workers, allow=("auto",))
-    for name, value in (("max_length", max_length), ("max_samples", max_samples),
-                        ("sampling_rate", sampling_rate)):
-        if value is not None:
-            check_positive_int(name, value)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an int; got {seed!r}.")
-    if on_batch is not None and not callable(on_batch):
-        raise TypeError(f"on_batch must be callable as on_batch(features, labels); got {on_batch!r}.")
-    if not return_features and on_batch is None:
-        raise ValueError("return_features=False and no on_batch: nothing would be produced.")
-    if pooling == "pooler" and layers == "all":
-        raise ValueError(
-            "pooling='pooler' exists only after the last layer; with layers='all' use 'cls', "
-            "'mean', 'max', 'last' or 'auto'."
-        )
-
+    _check_options(
+        pooling=pooling,
+        layers=layers,
+        task=task,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        max_length=max_length,
+        max_samples=max_samples,
+        sampling_rate=sampling_rate,
+        seed=seed,
+        on_batch=on_batch,
+        return_features=return_features,
+        device=device,
+        dtype=dtype,
+    )
     data = resolve_split(dataset, split)
     label_column = find_label_column(data, label_column)
-    targets = read_targets(data, label_column, task)
-    labelled = np.flatnonzero(~targets.missing)
-    if len(labelled) < len(data):
-        logger.warning("%d of %d rows have no label and are left out.", len(data) - len(labelled), len(data))
-    if len(labelled) == 0:
-        raise ValueError(f"label column {label_column!r} has no labels (all rows are missing).")
-    strata = targets.values[labelled] if targets.task == "classification" else None
-    rows = labelled[subsample(len(labelled), max_samples, seed=seed, classes=strata)]
+    targets, rows = _labelled_rows(data, label_column, task, max_samples, seed)
 
     # The checkpoint's config says which input it reads: find it before loading weights.
     load_start = time.perf_counter()
     if isinstance(model, (str, os.PathLike)):
-        model = inspect_checkpoint(model, revision=revision, token=token,
-                                   trust_remote_code=trust_remote_code)
-    modality = _modality(model)
+        model = inspect_checkpoint(
+            model, revision=revision, token=token, trust_remote_code=trust_remote_code
+        )
     try:
-        inputs = find_inputs(data, modality, text_column=text_column,
-                             text_pair_column=text_pair_column, image_column=image_column,
-                             audio_column=audio_column, exclude=(label_column,))
+        inputs = find_inputs(
+            data,
+            _modality(model),
+            text_column=text_column,
+            text_pair_column=text_pair_column,
+            image_column=image_column,
+            audio_column=audio_column,
+            exclude=(label_column,),
+        )
     except LookupError as err:
         raise UnsupportedModelError(f"{_name(model)}: {err}", model_id=_name(model)) from err
-
-    loaded = load_model(model, processor=processor, revision=revision, token=token,
-                        trust_remote_code=trust_remote_code, use_safetensors=use_safetensors,
-                        device=device, dtype=dtype)
+    loaded = load_model(
+        model,
+        processor=processor,
+        revision=revision,
+        token=token,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=use_safetensors,
+        device=device,
+        dtype=dtype,
+    )
     load_s = 0.0 if isinstance(model, LoadedModel) else time.perf_counter() - load_start
-    if not loaded.is_transformers and (pooling == "pooler" or layers == "all"):
-        option = "pooling='pooler'" if pooling == "pooler" else "layers='all'"
-        raise ValueError(
-            f"{option} needs a transformers model; {loaded.model_id} is a custom module (use "
-            f"layers='last' and pooling 'auto', 'mean', 'cls', 'max' or 'last')."
-        )
-    choice = loaded.auto_pooling(layers)
-    if pooling != "auto":
-        reason = "requested"
-        if pooling == "pooler" and not loaded.pooler_loaded:
-            logger.warning("%s: its pooler weights are not in the checkpoint (random).", loaded.model_id)
-    else:
-        pooling, reason = choice.name, choice.reason
-    logger.info("%s: pooling=%s (%s), layers=%s.", loaded.model_id, pooling, reason, layers)
+    pooling, reason = _resolve_pooling(loaded, pooling, layers)
 
-    subset = data if len(rows) == len(data) else data.select(rows)
     extract_start = time.perf_counter()
+    subset = data if len(rows) == len(data) else data.select(rows)
     if inputs.modality == "text" and loaded.is_transformers:
-        source: Any = TextSource(subset, inputs.columns, loaded.processor,
-                                 max_length=max_length or loaded.max_length,
-                                 forward_args=loaded.forward_args)
+        source: Any = TextSource(
+            subset,
+            inputs.columns,
+            loaded.processor,
+            max_length=max_length or loaded.max_length,
+            forward_args=loaded.forward_args,
+        )
     else:
         encode, rate = processor_encoder(loaded, inputs.modality)
         source = RawSource(subset, inputs, encode, sampling_rate=rate, column_rate=sampling_rate)
@@ -254,22 +260,31 @@ def extract_features(
     size = _AUTO_BATCH[accelerator][inputs.modality] if batch_size == "auto" else batch_size
     if num_workers == "auto":
         num_workers = 1 if inputs.modality == "text" else max(1, min(8, (os.cpu_count() or 2) - 1))
-    order = (np.arange(len(rows)) if source.lengths is None
-             else np.argsort(-source.lengths, kind="stable"))  # longest first: OOM shows early
+    order = (
+        np.arange(len(rows))
+        if source.lengths is None
+        else np.argsort(-source.lengths, kind="stable")
+    )  # longest first: OOM shows early
     labels = targets.values[rows]
     runner = FeatureRunner(loaded, pooling, layers)
-    loop = _Loop(runner, size, adaptive=batch_size == "auto", on_batch=on_batch,
-                 keep=return_features, num_rows=len(rows), labels=labels)
-
-    model_module = loaded.model
-    was_training = model_module.training
-    model_module.eval()
+    loop = _Loop(
+        runner,
+        size,
+        adaptive=batch_size == "auto",
+        on_batch=on_batch,
+        keep=return_features,
+        num_rows=len(rows),
+        labels=labels,
+    )
+    was_training = loaded.model.training
+    loaded.model.eval()  # no dropout; restored below for a model the caller passed in
     try:
-        with tqdm(total=len(rows), unit="sample", desc=f"Features {loaded.model_id}",
-                  disable=not progress) as bar:
+        with tqdm(
+            total=len(rows), unit="sample", desc=f"Features {loaded.model_id}", disable=not progress
+        ) as bar:
             timings = loop.run(source, order, num_workers, bar)
     finally:
-        model_module.train(was_training)
+        loaded.model.train(was_training)
     extract_s = time.perf_counter() - extract_start
     timings.update(load_s=load_s, extract_s=extract_s, samples_per_s=len(rows) / extract_s)
     timings["prepare_s"] += prepare_s
@@ -296,6 +311,88 @@ def extract_features(
     )
 
 
+def _check_options(
+    *,
+    pooling: Any,
+    layers: Any,
+    task: Any,
+    batch_size: Any,
+    num_workers: Any,
+    max_length: Any,
+    max_samples: Any,
+    sampling_rate: Any,
+    seed: Any,
+    on_batch: Any,
+    return_features: bool,
+    device: Any,
+    dtype: Any,
+) -> None:
+    """Every option check that needs neither the data nor the model."""
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("layers", layers, LAYERS)
+    check_choice("task", task, TASKS)
+    check_positive_int("batch_size", batch_size, allow=("auto",))
+    check_positive_int("num_workers", num_workers, allow=("auto",))
+    for name, value in (
+        ("max_length", max_length),
+        ("max_samples", max_samples),
+        ("sampling_rate", sampling_rate),
+    ):
+        if value is not None:
+            check_positive_int(name, value)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int; got {seed!r}.")
+    if on_batch is not None and not callable(on_batch):
+        raise TypeError(
+            f"on_batch must be callable as on_batch(features, labels); got {on_batch!r}."
+        )
+    if not return_features and on_batch is None:
+        raise ValueError("return_features=False and no on_batch: nothing would be produced.")
+    if pooling == "pooler" and layers == "all":
+        raise ValueError(
+            "pooling='pooler' exists only after the last layer; with layers='all' use 'cls', "
+            "'mean', 'max', 'last' or 'auto'."
+        )
+    resolve_dtype(dtype, resolve_device(device))
+
+
+def _labelled_rows(
+    data: Any, label_column: str, task: str, max_samples: int | None, seed: int
+) -> tuple[Targets, np.ndarray]:
+    """The targets, and the rows to score: labelled ones, subsampled by class."""
+    targets = read_targets(data, label_column, task)
+    labelled = np.flatnonzero(~targets.missing)
+    if len(labelled) < len(data):
+        logger.warning(
+            "%d of %d rows have no label and are left out.", len(data) - len(labelled), len(data)
+        )
+    if len(labelled) == 0:
+        raise ValueError(f"label column {label_column!r} has no labels (all rows are missing).")
+    strata = targets.values[labelled] if targets.task == "classification" else None
+    return targets, labelled[subsample(len(labelled), max_samples, seed=seed, classes=strata)]
+
+
+def _resolve_pooling(loaded: LoadedModel, pooling: str, layers: str) -> tuple[str, str]:
+    """The pooling name to use and why."""
+    if not loaded.is_transformers and (pooling == "pooler" or layers == "all"):
+        option = "pooling='pooler'" if pooling == "pooler" else "layers='all'"
+        raise ValueError(
+            f"{option} needs a transformers model; {loaded.model_id} is a custom module (use "
+            f"layers='last' and pooling 'auto', 'mean', 'cls', 'max' or 'last')."
+        )
+    if pooling == "auto":
+        choice = loaded.auto_pooling(layers)
+        pooling, reason = choice.name, choice.reason
+    else:
+        reason = "requested"
+        if pooling == "pooler" and not loaded.pooler_loaded:
+            logger.warning(
+                "%s: its pooler weights are not in the checkpoint (random).", loaded.model_id
+            )
+    logger.info("%s: pooling=%s (%s), layers=%s.", loaded.model_id, pooling, reason, layers)
+    return pooling, reason
+
+
 def _modality(model: Any) -> str | None:
     if isinstance(model, (Checkpoint, LoadedModel)):
         return model.modality
@@ -307,16 +404,27 @@ def _modality(model: Any) -> str | None:
 
 
 def _name(model: Any) -> str:
-    return str(getattr(model, "model_id", None) or getattr(model, "name_or_path", None)
-               or type(model).__name__)
+    return str(
+        getattr(model, "model_id", None)
+        or getattr(model, "name_or_path", None)
+        or type(model).__name__
+    )
 
 
 class _Loop:
     """The batch loop: prefetch inputs on threads, forward, check, hand out, store."""
 
-    def __init__(self, runner: FeatureRunner, size: int, *, adaptive: bool,
-                 on_batch: Callable[[Any, np.ndarray], Any] | None, keep: bool, num_rows: int,
-                 labels: np.ndarray) -> None:
+    def __init__(
+        self,
+        runner: FeatureRunner,
+        size: int,
+        *,
+        adaptive: bool,
+        on_batch: Callable[[Any, np.ndarray], Any] | None,
+        keep: bool,
+        num_rows: int,
+        labels: np.ndarray,
+    ) -> None:
         self.runner, self.size, self.adaptive = runner, size, adaptive
         self.on_batch, self.keep, self.num_rows, self.labels = on_batch, keep, num_rows, labels
         self.features: torch.Tensor | dict[int, torch.Tensor] | None = None
@@ -334,7 +442,9 @@ class _Loop:
             return inputs, time.perf_counter() - began
 
         timings = {"prepare_s": 0.0, "wait_s": 0.0, "forward_s": 0.0}
-        with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="hf-logme-inputs") as pool:
+        with ThreadPoolExecutor(
+            max_workers=num_workers, thread_name_prefix="hf-logme-inputs"
+        ) as pool:
             pending: deque = deque()
             upcoming = iter(batches)
             try:
@@ -378,28 +488,33 @@ class _Loop:
                 with torch.inference_mode():
                     parts = [self.runner(piece) for piece in split_batch(inputs, self.size)]
                 break
-            except Exception as err:  # noqa: BLE001 - only out-of-memory is handled
-                if not is_out_of_memory(err) or not self.adaptive or self.size == 1:
-                    if is_out_of_memory(err):
-                        raise type(err)(
-                            f"{err}\nhf-logme: out of memory at batch_size={self.size}; pass a "
-                            f"smaller batch_size, or batch_size='auto' to halve it automatically."
-                        ) from err
+            except Exception as err:
+                if not is_out_of_memory(err):
                     raise
-                self.size //= 2
-                logger.warning("Out of memory; retrying with batch_size=%d.", self.size)
-                _empty_cache(self.runner.loaded.device)
+                if not self.adaptive or self.size == 1:
+                    raise type(err)(
+                        f"{err}\nhf-logme: out of memory at batch_size={self.size}; pass a "
+                        f"smaller batch_size, or batch_size='auto' to halve it automatically."
+                    ) from err
+            # Outside the except clause, so the failed pass's tensors are already released.
+            self.size //= 2
+            logger.warning("Out of memory; retrying with batch_size=%d.", self.size)
+            _empty_cache(self.runner.loaded.device)
         if len(parts) == 1:
             return parts[0]
         if isinstance(parts[0], dict):
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         return torch.cat(parts)
 
-    def _store(self, positions: np.ndarray, features: torch.Tensor | dict[int, torch.Tensor]) -> None:
+    def _store(
+        self, positions: np.ndarray, features: torch.Tensor | dict[int, torch.Tensor]
+    ) -> None:
         index = torch.from_numpy(positions)
         if isinstance(features, dict):
             if self.features is None:
-                self.features = {k: torch.empty(self.num_rows, v.shape[1]) for k, v in features.items()}
+                self.features = {
+                    k: torch.empty(self.num_rows, v.shape[1]) for k, v in features.items()
+                }
             for k, v in features.items():
                 self.features[k][index] = v.cpu()
             return
@@ -421,8 +536,11 @@ def _check_finite(features: torch.Tensor | dict[int, torch.Tensor], runner: Feat
     if all(bool(torch.isfinite(t).all()) for t in tensors):
         return
     loaded = runner.loaded
-    hint = (" It ran in float16, which overflows easily: pass dtype='float32' or 'bfloat16'."
-            if loaded.dtype == torch.float16 else "")
+    hint = (
+        " It ran in float16, which overflows easily: pass dtype='float32' or 'bfloat16'."
+        if loaded.dtype == torch.float16
+        else ""
+    )
     raise NonFiniteFeaturesError(
         f"{loaded.model_id}: the model produced NaN or infinite features (pooling="
         f"{runner.pooling!r}, dtype={str(loaded.dtype).removeprefix('torch.')}).{hint}",

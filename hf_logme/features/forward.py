@@ -33,6 +33,9 @@ class FeatureRunner:
         mask = inputs.pop("_pool_mask", None) if is_dict else None
         if mask is None and is_dict:
             mask = inputs.get("attention_mask")
+        accepted = self.loaded.forward_args
+        if is_dict and accepted:  # processors may return extras the model does not take
+            inputs = {k: v for k, v in inputs.items() if k in accepted}
         model = self.loaded.model
         if not self.loaded.is_transformers:
             output = model(**inputs) if is_dict else model(inputs)
@@ -93,12 +96,15 @@ class FeatureRunner:
 
 
 def split_batch(inputs: Any, size: int) -> list[Any]:
-    """Cut a batch (tensor or dict of tensors sharing dim 0) into pieces of at most ``size`` rows."""
+    """Cut a batch (a tensor, or a dict of tensors sharing dim 0) into pieces of ``size`` rows."""
     if isinstance(inputs, torch.Tensor):
         return list(inputs.split(size))
     rows = next(v.shape[0] for v in inputs.values() if isinstance(v, torch.Tensor))
     return [
-        {k: v[start : start + size] if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        {
+            k: v[start : start + size] if isinstance(v, torch.Tensor) else v
+            for k, v in inputs.items()
+        }
         for start in range(0, rows, size)
     ]
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,6 +44,7 @@ class TextSource:
         forward_args: frozenset[str],
     ) -> None:
         self._pad_id = _pad_id(tokenizer)
+        dataset = dataset.select_columns(list(columns))  # never decode other columns (images)
         flat: dict[str, list[np.ndarray]] = {}
         lengths: list[np.ndarray] = []
         truncated = 0
@@ -74,8 +76,12 @@ class TextSource:
         self._flat = {key: np.concatenate(parts) for key, parts in flat.items()}
         self._with_mask = not forward_args or "attention_mask" in forward_args
         if truncated:
-            logger.info("%d of %d texts were truncated to max_length=%d tokens.",
-                        truncated, len(self.lengths), max_length)
+            logger.info(
+                "%d of %d texts reached max_length=%d tokens (truncated or exactly as long).",
+                truncated,
+                len(self.lengths),
+                max_length,
+            )
 
     def batch(self, positions: np.ndarray) -> dict[str, torch.Tensor]:
         lengths = self.lengths[positions]
@@ -109,7 +115,10 @@ def _texts(values: list[Any], column: str) -> list[str]:
 
 def _pad_id(tokenizer: Any) -> int:
     """Any id works for padding (the mask hides it); prefer the tokenizer's own pad, then eos."""
-    for candidate in (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+    for candidate in (
+        getattr(tokenizer, "pad_token_id", None),
+        getattr(tokenizer, "eos_token_id", None),
+    ):
         if isinstance(candidate, int):
             return candidate
     return 0
@@ -123,7 +132,9 @@ class RawSource:
         inputs: the input columns and their modality.
         encode: raw inputs list -> tensor or dict of tensors (a processor or ``preprocess``).
         sampling_rate: target rate of waveforms (the feature extractor's); None keeps each
-            sample's own rate. Also the rate of bare-array audio columns.
+            sample's own rate.
+        column_rate: the rate of an audio column of bare arrays (``sampling_rate=`` of
+            ``extract_features``).
     """
 
     def __init__(

@@ -13,9 +13,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -50,6 +51,8 @@ class LoadedModel:
         pooler_loaded: whether the checkpoint held the pooler weights (False: they were random).
         decoder_only: whether the model is a causal language model.
         load_s: seconds spent loading.
+        forward_args: the input names ``model.forward`` accepts (empty if it takes
+            ``**kwargs``); processor outputs it does not accept are dropped.
     """
 
     model: torch.nn.Module
@@ -208,7 +211,9 @@ def inspect_checkpoint(
         raise UnsupportedModelError(
             f"{model_id}: transformers cannot read its config ({err}).", model_id=model_id
         ) from err
-    return Checkpoint(model_id, resolved, config, modality_of(config, model_id), trust_remote_code, token)
+    return Checkpoint(
+        model_id, resolved, config, modality_of(config, model_id), trust_remote_code, token
+    )
 
 
 def _load_checkpoint(
@@ -249,26 +254,59 @@ def _load_checkpoint(
         raise
     missing = sorted(info.get("missing_keys", ()))
     if missing:
-        logger.info("%s: %d weights missing from the checkpoint were initialised at random: %s",
-                    model_id, len(missing), missing[:10])
-    module = loaded.get_encoder() if getattr(config, "is_encoder_decoder", False) else loaded
-    module = module.to(device).eval()
-    max_length = None
-    if modality == "text":
-        max_length = st_max_length or _text_max_length(processor, config)
+        logger.info(
+            "%s: %d weights missing from the checkpoint were initialised at random: %s",
+            model_id,
+            len(missing),
+            missing[:10],
+        )
+    result = _describe(
+        loaded,
+        processor=processor,
+        model_id=model_id,
+        revision=getattr(checkpoint.revision, "resolved", None),
+        device=device,
+        dtype=dtype,
+        st_config=(st_pooling, st_max_length),
+        pooler_loaded=not any(
+            key.split(".")[0] == "pooler" or ".pooler." in key for key in missing
+        ),
+    )
+    result.model.to(device).eval()
+    return result
+
+
+def _describe(
+    model: Any,
+    *,
+    processor: Any,
+    model_id: str,
+    revision: str | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    st_config: tuple[str | None, int | None],
+    pooler_loaded: bool = True,
+) -> LoadedModel:
+    """A LoadedModel for a transformers model: the module to call and the facts pooling needs."""
+    config = model.config
+    modality = modality_of(config, model_id)
+    st_pooling, st_max_length = st_config
+    module = model.get_encoder() if getattr(config, "is_encoder_decoder", False) else model
     return LoadedModel(
         model=module,
         processor=processor,
         modality=modality,
         model_id=model_id,
-        revision=getattr(checkpoint.revision, "resolved", None),
+        revision=revision,
         device=device,
         dtype=dtype,
         is_transformers=True,
         config=config,
-        max_length=max_length,
+        max_length=(st_max_length or _text_max_length(processor, config))
+        if modality == "text"
+        else None,
         st_pooling=st_pooling,
-        pooler_loaded=not any(key.split(".")[0] == "pooler" or ".pooler." in key for key in missing),
+        pooler_loaded=pooler_loaded,
         decoder_only=_is_decoder_only(config),
         forward_args=_forward_args(module),
     )
@@ -296,12 +334,14 @@ def _check_remote_code(model_id: str, config_dict: dict[str, Any], trust_remote_
     if known and "AutoModel" in auto_map and not trust_remote_code:
         logger.warning(
             "%s: the repo ships its own AutoModel code; using transformers' built-in %r class "
-            "instead (pass trust_remote_code=True to use the repo's code).", model_id, model_type
+            "instead (pass trust_remote_code=True to use the repo's code).",
+            model_id,
+            model_type,
         )
 
 
 def modality_of(config: Any, model_id: str) -> str:
-    """"text", "image" or "audio" from the task mappings that list the config's model type.
+    """ "text", "image" or "audio" from the task mappings that list the config's model type.
 
     Raises:
         UnsupportedModelError: the model needs two modalities at once (CLIP, vision-language).
@@ -317,8 +357,11 @@ def modality_of(config: Any, model_id: str) -> str:
     )
     if any(model_type in mapping for mapping in audio):
         return "audio"
-    sub_configs = [name for name in ("text_config", "vision_config", "audio_config")
-                   if getattr(config, name, None) is not None]
+    sub_configs = [
+        name
+        for name in ("text_config", "vision_config", "audio_config")
+        if getattr(config, name, None) is not None
+    ]
     if len(sub_configs) > 1:
         raise UnsupportedModelError(
             f"{model_id}: a {model_type} model takes several modalities at once "
@@ -364,7 +407,7 @@ def _load_processor(model_id: str, modality: str, *, trust_remote_code: bool, **
 
 
 def _sentence_transformers_config(model_id: str, **hub: Any) -> tuple[str | None, int | None]:
-    """The pooling mode and max_seq_length of a sentence-transformers checkpoint (None if not one)."""
+    """The pooling mode and max_seq_length of a sentence-transformers checkpoint (or Nones)."""
     modules = _optional_json(model_id, "modules.json", **hub)
     if not isinstance(modules, list):
         return None, None
@@ -372,7 +415,9 @@ def _sentence_transformers_config(model_id: str, **hub: Any) -> tuple[str | None
     for module in modules:
         if str(module.get("type", "")).endswith("models.Pooling"):
             path = str(module.get("path", "")).strip("/")
-            config = _optional_json(model_id, f"{path}/config.json" if path else "config.json", **hub)
+            config = _optional_json(
+                model_id, f"{path}/config.json" if path else "config.json", **hub
+            )
             if isinstance(config, dict):
                 pooling = sentence_transformers_pooling(config)
     st_config = _optional_json(model_id, "sentence_bert_config.json", **hub)
@@ -399,8 +444,10 @@ def _text_max_length(tokenizer: Any, config: Any) -> int | None:
     number of position embeddings; None when neither is known."""
     limits = [
         value
-        for value in (getattr(tokenizer, "model_max_length", None),
-                      getattr(config, "max_position_embeddings", None))
+        for value in (
+            getattr(tokenizer, "model_max_length", None),
+            getattr(config, "max_position_embeddings", None),
+        )
         if isinstance(value, int) and 0 < value < 1_000_000
     ]
     return min(limits) if limits else None
@@ -483,29 +530,21 @@ def _wrap_pretrained(
                 f"processor or feature extractor)."
             )
         processor = _load_processor(model_id, modality, trust_remote_code=False, token=token)
-    module = model.get_encoder() if getattr(config, "is_encoder_decoder", False) else model
-    st_pooling = None
-    if os.path.isdir(model_id):  # a local sentence-transformers folder still says how it pools
-        st_pooling, _ = _sentence_transformers_config(model_id)
-    return LoadedModel(
-        model=module,
+    # A local sentence-transformers folder still says how it pools and truncates.
+    st_config = _sentence_transformers_config(model_id) if os.path.isdir(model_id) else (None, None)
+    return _describe(
+        model,
         processor=processor,
-        modality=modality,
         model_id=model_id,
         revision=None,
         device=device,
         dtype=dtype,
-        is_transformers=True,
-        config=config,
-        max_length=_text_max_length(processor, config) if modality == "text" else None,
-        st_pooling=st_pooling,
-        decoder_only=_is_decoder_only(config),
-        forward_args=_forward_args(module),
+        st_config=st_config,
     )
 
 
 def _placement(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
-    """The device and floating dtype of a module's first floating parameter (cpu/float32 if none)."""
+    """The device and dtype of a module's first floating parameter (cpu, float32 if none)."""
     for tensor in list(module.parameters()) + list(module.buffers()):
         if tensor.is_floating_point():
             return tensor.device, tensor.dtype

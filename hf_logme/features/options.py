@@ -41,7 +41,7 @@ def check_positive_int(name: str, value: Any, *, allow: tuple[Any, ...] = ()) ->
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """"auto" -> cuda, then mps, then cpu; anything else must be a device torch knows."""
+    """ "auto" -> cuda, then mps, then cpu; anything else must be a device torch knows."""
     if isinstance(device, str) and device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -62,7 +62,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
 
 def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """"auto" -> bfloat16 on a CUDA GPU that supports it, float32 elsewhere (CPU, MPS, older GPUs).
+    """ "auto" -> bfloat16 on a CUDA GPU that supports it, float32 elsewhere (CPU, MPS, older GPUs).
 
     bfloat16 has float32's range, so transformer activations do not overflow as they can in
     float16; its 8-bit mantissa costs LogME nothing measurable at the pooled-feature level.

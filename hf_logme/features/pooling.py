@@ -22,8 +22,9 @@ pooler, so ``pooler`` becomes ``cls`` for text and ``mean`` (over positions) for
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -91,7 +92,9 @@ def sentence_transformers_pooling(config: Mapping[str, Any]) -> str | None:
             config["pooling_mode"]
         )
         if mode is None:
-            logger.warning("sentence-transformers pooling %r is not supported.", config["pooling_mode"])
+            logger.warning(
+                "sentence-transformers pooling %r is not supported.", config["pooling_mode"]
+            )
         return mode
     chosen = [name for key, name in _ST_MODES.items() if config.get(key)]
     unsupported = [key for key in _ST_UNSUPPORTED if config.get(key)]
@@ -133,7 +136,9 @@ def auto_pooling(
     elif modality == "audio":
         choice = PoolingChoice("mean", "audio encoders are averaged over time")
     elif model_type in _HEAD_POOLING:
-        choice = PoolingChoice(_HEAD_POOLING[model_type], f"what the {model_type} classification head reads")
+        choice = PoolingChoice(
+            _HEAD_POOLING[model_type], f"what the {model_type} classification head reads"
+        )
     elif getattr(config, "classifier_pooling", None) in ("cls", "mean"):
         choice = PoolingChoice(config.classifier_pooling, "the config's classifier_pooling")
     elif getattr(config, "is_encoder_decoder", False):
@@ -144,9 +149,13 @@ def auto_pooling(
         choice = PoolingChoice("mean", f"no known head for {model_type or 'this model'}: the mean")
     if choice.name == "pooler" and layers == "all":
         name = "cls" if modality == "text" else "mean"
-        choice = PoolingChoice(name, choice.reason + f"; layers='all' has no per-layer pooler, so {name}")
+        choice = PoolingChoice(
+            name, choice.reason + f"; layers='all' has no per-layer pooler, so {name}"
+        )
     elif choice.name == "pooler" and not pooler_loaded:
-        choice = PoolingChoice("cls", choice.reason + "; its pooler weights are not in the checkpoint, so cls")
+        choice = PoolingChoice(
+            "cls", choice.reason + "; its pooler weights are not in the checkpoint, so cls"
+        )
     return choice
 
 
@@ -169,7 +178,8 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor | None, name: str) -> torch.Te
         if name in ("cls", "last"):
             raise ValueError(
                 f"pooling={name!r} needs a token sequence, but this model outputs convolutional "
-                f"feature maps of shape {tuple(hidden.shape)}; use pooling='mean', 'max' or 'pooler'."
+                f"feature maps of shape {tuple(hidden.shape)}; use pooling='mean', 'max' or "
+                f"'pooler'."
             )
         hidden = hidden.flatten(2).transpose(1, 2)
     if hidden.ndim != 3:

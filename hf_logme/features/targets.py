@@ -1,4 +1,4 @@
-"""The label column and the targets LogME scores: classes, regression values or a multi-label matrix.
+"""The label column and the targets LogME scores: classes, regression values or a 0/1 matrix.
 
 ``task="auto"`` reads the column's type: ``ClassLabel``, ints, strings and bools are classes;
 floats are regression targets; lists are multi-label (label sets of ``ClassLabel``/ints/strings
@@ -56,7 +56,8 @@ def find_label_column(dataset: Any, label_column: str | None) -> str:
         return label_column
     features = dataset.features
     class_labels = [
-        name for name, f in features.items()
+        name
+        for name, f in features.items()
         if isinstance(f, datasets.ClassLabel) or isinstance(_inner(f), datasets.ClassLabel)
     ]
     if len(class_labels) == 1:
@@ -104,8 +105,10 @@ def read_targets(dataset: Any, column: str, task: str) -> Targets:
         task = "regression" if str(dtype).startswith("float") else "classification"
         logger.info("Task: %s (label column %r of type %s).", task, column, feature)
     missing = np.array(
-        [v is None or (isinstance(v, float) and np.isnan(v)) or (is_class_label and v == -1)
-         for v in values],
+        [
+            v is None or (isinstance(v, float) and np.isnan(v)) or (is_class_label and v == -1)
+            for v in values
+        ],
         dtype=bool,
     )
     if task == "regression":
@@ -116,8 +119,12 @@ def read_targets(dataset: Any, column: str, task: str) -> Targets:
             )
         array = np.array([np.nan if m else v for v, m in zip(values, missing)], dtype=np.float64)
         return Targets(array, "regression", None, missing)
-    return Targets(_class_array(values, missing, column), "classification",
-                   list(feature.names) if is_class_label else None, missing)
+    return Targets(
+        _class_array(values, missing, column),
+        "classification",
+        list(feature.names) if is_class_label else None,
+        missing,
+    )
 
 
 def _class_array(values: list[Any], missing: np.ndarray, column: str) -> np.ndarray:
@@ -143,12 +150,14 @@ def _read_lists(values: list[Any], inner: Any, task: str, column: str) -> Target
         lengths = {len(r) for r, m in zip(rows, missing) if not m}
         if len(lengths) != 1:
             raise ValueError(
-                f"label column {column!r} holds float lists of different lengths {sorted(lengths)}; "
+                f"label column {column!r} holds float lists of different lengths "
+                f"{sorted(lengths)}; "
                 f"multi-target labels need one value per target in every row."
             )
         width = lengths.pop()
-        matrix = np.array([r if not m else [np.nan] * width for r, m in zip(rows, missing)],
-                          dtype=np.float64)
+        matrix = np.array(
+            [r if not m else [np.nan] * width for r, m in zip(rows, missing)], dtype=np.float64
+        )
         matrix[missing] = 0.0
         binary = bool(np.isin(matrix, (0.0, 1.0)).all())
         if task == "auto":
