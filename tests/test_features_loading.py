@@ -93,6 +93,37 @@ def test_hub_errors_propagate_unchanged(reviews):
         hf_logme.extract_features("not/a/valid/id", reviews)
 
 
+def _cache_as_hub_repo(folder, repo_id: str, sha: str) -> None:
+    """Lay ``folder`` out in the session's Hub cache as ``repo_id`` at commit ``sha`` (main)."""
+    import shutil
+    from pathlib import Path
+
+    from huggingface_hub import constants
+
+    repo = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(sha)
+    shutil.copytree(folder, repo / "snapshots" / sha)
+
+
+def test_hub_ids_load_from_the_cache_with_their_commit(bert, reviews):
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    _cache_as_hub_repo(bert, "hf-logme-tests/tiny-distilbert", sha)
+    out = hf_logme.extract_features("hf-logme-tests/tiny-distilbert", reviews, progress=False)
+    assert out.model_id == "hf-logme-tests/tiny-distilbert" and out.revision == sha
+    local = hf_logme.extract_features(str(bert), reviews, progress=False)
+    torch.testing.assert_close(out.features, local.features)
+
+
+def test_hub_sentence_transformers_config_sets_pooling_and_length():
+    from tiny_models import minilm_path
+
+    _cache_as_hub_repo(minilm_path(), "hf-logme-tests/minilm", "f" * 40)
+    loaded = load_model("hf-logme-tests/minilm")
+    assert loaded.st_pooling == "mean" and loaded.max_length == 256  # sentence_bert_config.json
+    assert loaded.auto_pooling().name == "mean" and loaded.revision == "f" * 40
+
+
 def test_non_finite_features_are_reported():
     class Broken(torch.nn.Module):
         def forward(self, x):
@@ -287,3 +318,24 @@ def test_timings_and_provenance(bert, reviews):
         out.timings
     )
     assert out.timings["samples_per_s"] == pytest.approx(12 / out.timings["extract_s"])
+
+
+def test_a_pooler_missing_from_the_checkpoint_is_not_used(tmp_path, reviews, caplog):
+    """A BERT saved without its pooler (e.g. from a masked-LM) would get a random one at load."""
+    from tiny_models import minilm_path
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+    )
+    BertModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(minilm_path()).save_pretrained(tmp_path)
+    out = hf_logme.extract_features(str(tmp_path), reviews, progress=False)
+    assert out.pooling == "cls" and "pooler weights are not in the checkpoint" in out.pooling_reason
+    with caplog.at_level(logging.WARNING):
+        hf_logme.extract_features(str(tmp_path), reviews, pooling="pooler", progress=False)
+    assert "its pooler weights are not in the checkpoint (random)" in caplog.text

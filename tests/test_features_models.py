@@ -131,6 +131,9 @@ def test_image_arrays_give_the_same_features_as_pil_images(checkpoints):
     from_arrays = hf_logme.extract_features(str(checkpoints["vit"]), arrays, progress=False)
     assert from_arrays.columns == ("pixels",)
     torch.testing.assert_close(from_arrays.features, from_pil.features)
+    undecoded = data.cast_column("image", datasets.Image(decode=False))
+    from_bytes = hf_logme.extract_features(str(checkpoints["vit"]), undecoded, progress=False)
+    torch.testing.assert_close(from_bytes.features, from_pil.features)
 
 
 def test_audio_model_matches_one_clip_at_a_time(checkpoints):

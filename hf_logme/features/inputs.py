@@ -155,7 +155,10 @@ class RawSource:
             if feature.decode and not datasets.config.TORCHCODEC_AVAILABLE:
                 logger.info("torchcodec is not installed: decoding %r as WAV here.", column)
                 view = view.cast_column(column, datasets.Audio(decode=False))
-        elif inputs.modality != "text" and not isinstance(feature, datasets.Image):
+        elif isinstance(feature, datasets.Image):
+            if not feature.decode:
+                view = view.cast_column(column, datasets.Image())
+        elif inputs.modality != "text":
             view = view.with_format("numpy")  # pixel or sample arrays: skip Python lists
         self._view, self._inputs, self._encode = view, inputs, encode
         self._rate, self._column_rate = sampling_rate, column_rate
