@@ -52,6 +52,14 @@ def test_unknown_architecture_is_unsupported(tmp_path, reviews):
         hf_logme.extract_features(str(tmp_path), reviews)
 
 
+def test_configs_without_an_auto_model_are_unsupported_before_any_download(tmp_path, reviews):
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    CONFIG_MAPPING["blt_patcher"]().save_pretrained(tmp_path)  # a sub-model with no AutoModel
+    with pytest.raises(UnsupportedModelError, match="no AutoModel for BltPatcherConfig"):
+        hf_logme.extract_features(str(tmp_path), reviews)
+
+
 def test_two_modality_models_are_unsupported(tmp_path, reviews):
     from transformers import CLIPConfig
 

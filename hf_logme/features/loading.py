@@ -211,6 +211,7 @@ def inspect_checkpoint(
         raise UnsupportedModelError(
             f"{model_id}: transformers cannot read its config ({err}).", model_id=model_id
         ) from err
+    _check_auto_model(model_id, config, config_dict, trust_remote_code)
     return Checkpoint(
         model_id, resolved, config, modality_of(config, model_id), trust_remote_code, token
     )
@@ -242,13 +243,6 @@ def _load_checkpoint(
                 f"{model_id}: no safetensors weights (model.safetensors or its index) were found. "
                 f"If it has pickle weights (pytorch_model.bin) and you trust it, pass "
                 f"use_safetensors=False: loading pickle files can run arbitrary code.",
-                model_id=model_id,
-            ) from err
-        raise
-    except ValueError as err:
-        if "Unrecognized configuration class" in str(err):
-            raise UnsupportedModelError(
-                f"{model_id}: transformers has no AutoModel for {type(config).__name__}.",
                 model_id=model_id,
             ) from err
         raise
@@ -337,6 +331,22 @@ def _check_remote_code(model_id: str, config_dict: dict[str, Any], trust_remote_
             "instead (pass trust_remote_code=True to use the repo's code).",
             model_id,
             model_type,
+        )
+
+
+def _check_auto_model(
+    model_id: str, config: Any, config_dict: dict[str, Any], trust_remote_code: bool
+) -> None:
+    """Raise UnsupportedModelError before any download when AutoModel cannot load the config."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    remote = trust_remote_code and "AutoModel" in (config_dict.get("auto_map") or {})
+    if not remote and getattr(config, "model_type", None) not in MODEL_MAPPING_NAMES:
+        raise UnsupportedModelError(
+            f"{model_id}: transformers has no AutoModel for {type(config).__name__} "
+            f"(model_type {config.model_type!r}); rank another checkpoint of it, or pass the "
+            f"model as a torch module with a preprocess callable.",
+            model_id=model_id,
         )
 
 
