@@ -347,3 +347,64 @@ def test_a_pooler_missing_from_the_checkpoint_is_not_used(tmp_path, reviews, cap
     with caplog.at_level(logging.WARNING):
         hf_logme.extract_features(str(tmp_path), reviews, pooling="pooler", progress=False)
     assert "its pooler weights are not in the checkpoint (random)" in caplog.text
+
+
+def test_a_processor_defined_by_repo_code_is_refused(tmp_path):
+    from tiny_models import build
+
+    folder = build("vit", tmp_path)
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config.update(
+        auto_map={"AutoImageProcessor": "proc.MyProcessor"}, image_processor_type="MyProcessor"
+    )
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        RemoteCodeRequiredError, match="its ImageProcessor requires trust_remote_code"
+    ):
+        load_model(str(folder))
+
+
+def test_other_objects_are_not_models():
+    with pytest.raises(TypeError, match="model must be a Hub id or local path.*got int"):
+        load_model(42)
+
+
+def test_a_model_without_a_pooler_output_says_so(bert, reviews):
+    with pytest.raises(ValueError, match="has no pooler output; use pooling='cls' or 'mean'"):
+        hf_logme.extract_features(str(bert), reviews, pooling="pooler", progress=False)
+
+
+def test_texts_must_be_strings(bert):
+    data = datasets.Dataset.from_dict({"text": ["fine", None, "ok"], "label": [0, 1, 0]})
+    with pytest.raises(ValueError, match=r"text column 'text' has 1 values that are not strings"):
+        hf_logme.extract_features(str(bert), data, progress=False)
+
+
+def test_custom_modules_must_return_tensors():
+    class Odd(torch.nn.Module):
+        def forward(self, x):
+            return {"logits": x}
+
+    data = datasets.Dataset.from_dict({"text": ["a", "b"], "label": [0, 1]})
+    odd = Odd()
+    odd.preprocess = lambda texts: torch.zeros(len(texts), 2)
+    with pytest.raises(TypeError, match="must return a \\(B, D\\) or \\(B, T, D\\) tensor"):
+        hf_logme.extract_features(odd, data, progress=False)
+    odd.preprocess = lambda texts: [0.0] * len(texts)
+    with pytest.raises(
+        TypeError, match="preprocess must return a tensor or a dict of tensors; got list"
+    ):
+        hf_logme.extract_features(odd, data, progress=False)
+
+
+def test_layers_all_needs_hidden_states(bert):
+    """A model that ignores output_hidden_states cannot give per-layer features."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from hf_logme.features.forward import FeatureRunner
+
+    loaded = load_model(str(bert))
+    runner = FeatureRunner(loaded, "mean", "all")
+    loaded.model = lambda **inputs: BaseModelOutput(last_hidden_state=torch.zeros(1, 2, 32))
+    with pytest.raises(ValueError, match="returned no hidden_states, so layers='all' is not"):
+        runner({"input_ids": torch.zeros(1, 2, dtype=torch.long)})

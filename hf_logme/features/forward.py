@@ -88,17 +88,17 @@ class FeatureRunner:
 
         if isinstance(inputs, torch.Tensor):
             return move(inputs)
-        if isinstance(inputs, Mapping):
-            return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-        raise TypeError(
-            f"preprocess must return a tensor or a dict of tensors; got {type(inputs).__name__}."
-        )
+        return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
 
 def split_batch(inputs: Any, size: int) -> list[Any]:
     """Cut a batch (a tensor, or a dict of tensors sharing dim 0) into pieces of ``size`` rows."""
     if isinstance(inputs, torch.Tensor):
         return list(inputs.split(size))
+    if not isinstance(inputs, Mapping):
+        raise TypeError(
+            f"preprocess must return a tensor or a dict of tensors; got {type(inputs).__name__}."
+        )
     rows = next(v.shape[0] for v in inputs.values() if isinstance(v, torch.Tensor))
     return [
         {
