@@ -71,6 +71,74 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- hf-logme metric: the evaluate module (install, export, push) ---------------------------------
+
+
+def _cmd_metric_install(args: argparse.Namespace) -> int:
+    from .metric_space import install_metric
+
+    path = install_metric()
+    print(f"Installed the LogME evaluate module at {path}")
+    print('Load it with: evaluate.load("logme")')
+    return EXIT_OK
+
+
+def _cmd_metric_export(args: argparse.Namespace) -> int:
+    from .metric_space import export_space
+
+    folder = export_space(args.folder, name=args.name)
+    print(f"Wrote the LogME metric's Space files to {folder}")
+    return EXIT_OK
+
+
+def _cmd_metric_push(args: argparse.Namespace) -> int:
+    from .metric_space import push_space
+
+    try:
+        url = push_space(args.repo_id, token=args.token, private=args.private)
+    except OSError as err:  # huggingface_hub's HTTP and connection errors
+        print(f"hf-logme metric push: error: {err}", file=sys.stderr)
+        return EXIT_NOTHING_SCORED
+    print(f"Pushed the LogME metric to {url}")
+    print(f'Load it with: evaluate.load("{url.repo_id}")')
+    return EXIT_OK
+
+
+def _add_metric_commands(commands: Any) -> None:
+    metric = commands.add_parser(
+        "metric",
+        help="the LogME evaluate metric: install it, export or push its Space",
+        description="LogME as a Hugging Face evaluate metric (evaluate.load).",
+    )
+    actions = metric.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = actions.add_parser(
+        "install",
+        help='make evaluate.load("logme") work, offline too',
+        description='Install the module in evaluate\'s module cache, where evaluate.load("logme") '
+        "finds it offline and when the Hub has no such metric.",
+    )
+    install.set_defaults(run=_cmd_metric_install)
+    export = actions.add_parser(
+        "export",
+        help="write the metric's Space folder (module, card, app, requirements)",
+        description="Write the Space files. evaluate.load(FOLDER) loads them when FOLDER is "
+        "named after the module (logme by default).",
+    )
+    export.add_argument("folder", help="destination folder, e.g. ./logme")
+    export.add_argument("--name", default="logme", help="module name (default: logme)")
+    export.set_defaults(run=_cmd_metric_export)
+    push = actions.add_parser(
+        "push",
+        help="create or update the metric's Space on the Hub",
+        description='Upload the Space files to the Hub Space REPO_ID; then evaluate.load("REPO_ID").',
+        epilog="Exit codes: 0 pushed, 1 the Hub refused or could not be reached, 2 bad arguments.",
+    )
+    push.add_argument("--repo-id", required=True, help="the Space, NAMESPACE/NAME (NAME: e.g. logme)")
+    push.add_argument("--token", help="Hub token with write access (default: the logged-in one)")
+    push.add_argument("--private", action="store_true", help="create the Space private")
+    push.set_defaults(run=_cmd_metric_push)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hf-logme",
@@ -93,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--intercept", action="store_true",
                        help="LogME: integrate out a per-target intercept (centred features)")
     score.set_defaults(run=_cmd_score)
+    _add_metric_commands(commands)
     return parser
 
 
