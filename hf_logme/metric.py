@@ -13,7 +13,8 @@ Speed: evaluate writes every ``add_batch`` to an Arrow file and reads everything
 ``compute``. Its generic path turns each feature vector into a Python list on the way in and back
 into Python floats on the way out, ~15x the cost of LogME itself for 20000 x 768 features. Here
 each batch is validated and written as one contiguous float32 Arrow list array (``_BatchFeatures``)
-and read back as Arrow arrays, converted to numpy without copies through Python objects.
+and read back as Arrow arrays, whose stored batches ``_compute`` folds into one streaming
+:class:`~hf_logme.LogME` without copying them.
 """
 
 from __future__ import annotations
@@ -252,18 +253,28 @@ def _multilabel_flags(references: Any, n_rows: int) -> np.ndarray:
     return flags.astype(np.int8)
 
 
-def _column_array(column: pa.ChunkedArray, name: str) -> np.ndarray:
-    """A column as evaluate reads it back (Arrow) -> numpy, list columns as one 2-D array."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_list(array.type):
-        return array.to_numpy(zero_copy_only=False)
+def _list_rows(array: pa.Array, name: str, width: int | None = None) -> np.ndarray:
+    """Arrow list array -> (n, width) numpy array (zero-copy for float32 without nulls).
+
+    ``width`` is the row length seen so far; rows of another length raise, naming the lengths.
+    """
     lengths = np.unique(array.value_lengths().to_numpy(zero_copy_only=False))
+    if width is not None:
+        lengths = np.union1d(lengths, [width])
     if len(lengths) > 1:
         raise ValueError(
             f"{name} vectors have different lengths across batches {lengths[:5].tolist()}; every "
             f"example needs the same length (for predictions: the same model, layer and pooling)."
         )
     return array.flatten().to_numpy(zero_copy_only=False).reshape(len(array), int(lengths[0]))
+
+
+def _column_array(column: pa.ChunkedArray, name: str) -> np.ndarray:
+    """A whole column as evaluate reads it back (Arrow) -> numpy; list columns as a 2-D array."""
+    array = column.combine_chunks()
+    if pa.types.is_list(array.type):
+        return _list_rows(array, name)
+    return array.to_numpy(zero_copy_only=False)
 
 
 class Logme(evaluate.Metric):
@@ -303,7 +314,7 @@ class Logme(evaluate.Metric):
                 "https://jmlr.org/papers/v23/21-1251.html",
             ],
         )
-        # Read columns back as Arrow arrays (converted exactly by _column_array): evaluate's
+        # Read columns back as Arrow arrays (converted exactly, _compute): evaluate's
         # default gives Python lists, and the "numpy" format casts float64 targets to float32.
         # MetricInfo accepts a format only for Value features when constructed, hence after.
         info.format = "arrow"
@@ -342,7 +353,13 @@ class Logme(evaluate.Metric):
     def _compute(self, predictions: Any, references: Any, intercept: bool = False) -> dict[str, float]:
         if not isinstance(intercept, (bool, np.bool_)):
             raise TypeError(f"intercept must be True or False; got {intercept!r}.")
-        features = as_feature_tensor(_column_array(predictions, "predictions"), name="predictions")
-        labels = self._references(_column_array(references, "references"), features.shape[0])
+        labels = self._references(_column_array(references, "references"), len(predictions))
         estimator = LogME(regression=self.config_name != "default", intercept=bool(intercept))
-        return {"logme": estimator.update(features, labels).compute()}
+        # Fold the stored batches in one by one: no concatenated copy of the features.
+        start, width = 0, None
+        for chunk in predictions.chunks:
+            rows = _list_rows(chunk, "predictions", width)
+            width, stop = rows.shape[1], start + len(rows)
+            estimator.update(as_feature_tensor(rows, name="predictions"), labels[start:stop])
+            start = stop
+        return {"logme": estimator.compute()}

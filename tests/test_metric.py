@@ -99,12 +99,12 @@ def test_batches_and_input_kinds_equal_one_call(load, config):
         elif i % 3 == 2:
             rows, refs = rows.tolist(), refs.tolist()
         metric.add_batch(predictions=rows, references=refs)
-    assert metric.compute() == one_call
+    assert metric.compute()["logme"] == pytest.approx(one_call["logme"], rel=1e-12)
 
     single = load(config)
     for row, ref in zip(features, references):
         single.add(prediction=row, reference=ref)
-    assert single.compute() == one_call
+    assert single.compute()["logme"] == pytest.approx(one_call["logme"], rel=1e-12)
 
 
 def test_bfloat16_and_half_tensors(load):
