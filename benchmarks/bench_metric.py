@@ -45,7 +45,9 @@ class GenericLogme(evaluate.Metric):
         return info
 
     def _compute(self, predictions, references):
-        return {"logme": hf_logme.logme(np.asarray(predictions, np.float32), np.asarray(references))}
+        return {
+            "logme": hf_logme.logme(np.asarray(predictions, np.float32), np.asarray(references))
+        }
 
 
 def best_time(fn, repeats: int) -> tuple[float, float]:
@@ -61,17 +63,23 @@ def best_time(fn, repeats: int) -> tuple[float, float]:
 def run_metric(make, features: np.ndarray, labels: np.ndarray, batch: int) -> float:
     metric = make()
     for start in range(0, len(labels), batch):
-        metric.add_batch(predictions=features[start : start + batch], references=labels[start : start + batch])
+        metric.add_batch(
+            predictions=features[start : start + batch], references=labels[start : start + batch]
+        )
     return metric.compute()["logme"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", default="20000x768", help="N x D (default 20000x768)")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-generic", action="store_true", help="skip the slow generic baselines")
+    parser.add_argument(
+        "--skip-generic", action="store_true", help="skip the slow generic baselines"
+    )
     args = parser.parse_args()
     n, d = (int(v) for v in args.size.lower().split("x"))
 
@@ -83,7 +91,8 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), evaluate {evaluate.__version__}"
     )
-    print(f"n={n} D={d} K={args.classes}, float32 features, batches of {args.batch}, best of {args.repeats}\n")
+    print(f"n={n} D={d} K={args.classes}, float32 features, batches of {args.batch}", end="")
+    print(f", best of {args.repeats}\n")
 
     hf_logme.logme(features[:2000], labels[:2000])  # warm up BLAS and LAPACK
     reference, expected = best_time(lambda: hf_logme.logme(features, labels), args.repeats)
@@ -98,13 +107,17 @@ def main() -> None:
             ("generic + numpy format", lambda: GenericLogme(config_name="numpy", cache_dir=cache)),
         ]
     for name, make in variants:
-        seconds, value = best_time(lambda: run_metric(make, features, labels, args.batch), args.repeats)
+        seconds, value = best_time(
+            lambda make=make: run_metric(make, features, labels, args.batch), args.repeats
+        )
         rows.append((name, seconds, value))
 
     print(f"{'':26s}{'seconds':>9s}{'ratio':>8s}  logme")
     for name, seconds, value in rows:
         print(f"{name:26s}{seconds:9.3f}{seconds / reference:8.2f}  {value:.10f}")
-    assert all(abs(value - expected) <= 1e-9 * abs(expected) for _, _, value in rows), "scores differ"
+    assert all(abs(value - expected) <= 1e-9 * abs(expected) for _, _, value in rows), (
+        "scores differ"
+    )
 
 
 if __name__ == "__main__":

@@ -73,6 +73,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 # --- hf-logme metric: the evaluate module (install, export, push) ---------------------------------
 
+EXIT_HUB_FAILED = 1  # metric push: the Hub refused the upload or could not be reached
+
 
 def _cmd_metric_install(args: argparse.Namespace) -> int:
     from .metric_space import install_metric
@@ -98,7 +100,7 @@ def _cmd_metric_push(args: argparse.Namespace) -> int:
         url = push_space(args.repo_id, token=args.token, private=args.private)
     except OSError as err:  # huggingface_hub's HTTP and connection errors
         print(f"hf-logme metric push: error: {err}", file=sys.stderr)
-        return EXIT_NOTHING_SCORED
+        return EXIT_HUB_FAILED
     print(f"Pushed the LogME metric to {url}")
     print(f'Load it with: evaluate.load("{url.repo_id}")')
     return EXIT_OK
@@ -130,10 +132,11 @@ def _add_metric_commands(commands: Any) -> None:
     push = actions.add_parser(
         "push",
         help="create or update the metric's Space on the Hub",
-        description='Upload the Space files to the Hub Space REPO_ID; then evaluate.load("REPO_ID").',
+        description="Upload the Space files to the Hub Space REPO_ID; then "
+        'evaluate.load("REPO_ID").',
         epilog="Exit codes: 0 pushed, 1 the Hub refused or could not be reached, 2 bad arguments.",
     )
-    push.add_argument("--repo-id", required=True, help="the Space, NAMESPACE/NAME (NAME: e.g. logme)")
+    push.add_argument("--repo-id", required=True, help="the Space: NAMESPACE/NAME, e.g. me/logme")
     push.add_argument("--token", help="Hub token with write access (default: the logged-in one)")
     push.add_argument("--private", action="store_true", help="create the Space private")
     push.set_defaults(run=_cmd_metric_push)

@@ -35,10 +35,11 @@ from .estimators._validation import as_class_labels, as_feature_tensor, as_regre
 CONFIGS = ("default", "regression", "multilabel")
 
 DESCRIPTION = (
-    "LogME (You et al., ICML 2021; JMLR 2022) scores how well a pre-trained model's frozen features "
-    "predict a task's labels, before any fine-tuning: the log of the maximum Bayesian evidence of "
-    "the labels under a linear model on the features, per example. Score each candidate model's "
-    "features on the same labelled data and fine-tune the one with the highest LogME."
+    "LogME (You et al., ICML 2021; JMLR 2022) scores how well a pre-trained model's frozen "
+    "features predict a task's labels, before any fine-tuning: the log of the maximum Bayesian "
+    "evidence of the labels under a linear model on the features, per example. Score each "
+    "candidate model's features on the same labelled data and fine-tune the one with the highest "
+    "LogME."
 )
 
 INPUTS = {
@@ -70,8 +71,10 @@ OUTPUT = (
 # (title, doctest) pairs: each block is self-contained.
 EXAMPLES = (
     (
-        "Two models, the same six labelled examples: model A's features separate the classes, "
-        "model B's do not.",
+        (
+            "Two models, the same six labelled examples: model A's features separate the "
+            "classes, model B's do not."
+        ),
         """\
 >>> import evaluate
 >>> logme = evaluate.load("logme")
@@ -146,14 +149,15 @@ CITATION = """\
 
 def _inputs_description() -> str:
     """Args / Returns / Examples in the docstring layout evaluate appends to ``compute``'s help."""
-    wrap = lambda text, indent: textwrap.fill(  # noqa: E731
-        text, 96, initial_indent=indent, subsequent_indent=indent + "    "
-    )
-    args = "\n".join(wrap(f"{name}: {text}", "    ") for name, text in INPUTS.items())
+
+    def wrap(text: str) -> str:
+        return textwrap.fill(text, 96, initial_indent="    ", subsequent_indent="        ")
+
+    args = "\n".join(wrap(f"{name}: {text}") for name, text in INPUTS.items())
     examples = "\n\n".join(
-        f"{wrap(title, '    ')}\n\n{textwrap.indent(code, '    ')}" for title, code in EXAMPLES
+        f"{wrap(title)}\n\n{textwrap.indent(code, '    ')}" for title, code in EXAMPLES
     )
-    return f"\nArgs:\n{args}\n\nReturns:\n{wrap(OUTPUT, '    ')}\n\nExamples:\n\n{examples}\n"
+    return f"\nArgs:\n{args}\n\nReturns:\n{wrap(OUTPUT)}\n\nExamples:\n\n{examples}\n"
 
 
 class _BatchFeatures(Features):
@@ -174,7 +178,9 @@ class _BatchFeatures(Features):
             encoded = pa.array(references.tolist(), pa.string())
         else:  # int64 class labels or float64 regression targets
             encoded = pa.array(references, feature.pa_type)
-        predictions = _list_array(np.asarray(batch["predictions"]), self["predictions"].feature.pa_type)
+        predictions = _list_array(
+            np.asarray(batch["predictions"]), self["predictions"].feature.pa_type
+        )
         return {"predictions": predictions, "references": encoded}
 
 
@@ -182,7 +188,11 @@ def _feature_rows(predictions: Any) -> np.ndarray:
     """A batch of predictions as a validated (n, D) float32 array."""
     if isinstance(predictions, torch.Tensor):
         predictions = predictions.detach().to("cpu", torch.float32).numpy()
-    elif isinstance(predictions, (list, tuple)) and predictions and isinstance(predictions[0], torch.Tensor):
+    elif (
+        isinstance(predictions, (list, tuple))
+        and predictions
+        and isinstance(predictions[0], torch.Tensor)
+    ):
         predictions = torch.stack(list(predictions)).detach().to("cpu", torch.float32).numpy()
     try:
         array = np.asarray(predictions)
@@ -207,17 +217,25 @@ def _list_array(rows: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
 
 
 def _class_labels(references: Any, n_rows: int) -> np.ndarray:
-    array = references.detach().cpu().numpy() if isinstance(references, torch.Tensor) else np.asarray(references)
+    array = (
+        references.detach().cpu().numpy()
+        if isinstance(references, torch.Tensor)
+        else np.asarray(references)
+    )
     if array.ndim == 2 and array.shape[1] > 1:
         raise ValueError(
             f"references has shape {array.shape}: one class label per example is expected. For 0/1 "
             f"label lists load the 'multilabel' config: evaluate.load('logme', 'multilabel')."
         )
-    if array.dtype.kind == "f" and np.isfinite(array).all() and not np.array_equal(array, np.round(array)):
+    if (
+        array.dtype.kind == "f"
+        and np.isfinite(array).all()
+        and not np.array_equal(array, np.round(array))
+    ):
         example = _native(array[array != np.round(array)][0])
         raise ValueError(
-            f"references are floats that are not integers (e.g. {example!r}), so they are not class "
-            f"labels. For continuous targets load the 'regression' config: "
+            f"references are floats that are not integers (e.g. {example!r}), so they are not "
+            f"class labels. For continuous targets load the 'regression' config: "
             f"evaluate.load('logme', 'regression')."
         )
     return as_class_labels(array, n_rows, name="references")
@@ -301,7 +319,9 @@ class Logme(evaluate.Metric):
                 for kind in ("string", "int64")
             ]
         else:
-            references = Value("float64") if self.config_name == "regression" else List(Value("int8"))
+            references = (
+                Value("float64") if self.config_name == "regression" else List(Value("int8"))
+            )
             features = _BatchFeatures({"predictions": predictions, "references": references})
         info = evaluate.MetricInfo(
             description=DESCRIPTION,
@@ -339,18 +359,22 @@ class Logme(evaluate.Metric):
         if self.config_name == "default":
             labels = _class_labels(references, n_rows)
             schema = self.selected_feature_format  # evaluate's: fixed by the first batch
-            if schema is not None and (labels.dtype.kind in "iub") != (schema["references"].dtype == "int64"):
-                first = "integers" if schema["references"].dtype == "int64" else "strings"
+            first_int = schema is not None and schema["references"].dtype == "int64"
+            if schema is not None and (labels.dtype.kind in "iub") != first_int:
                 raise ValueError(
-                    f"references mix kinds: these are {labels.dtype} labels (e.g. {_native(labels[0])!r}) "
-                    f"but the first batch held {first}. Pass labels of one kind: all int or all str."
+                    f"references mix kinds: these are {labels.dtype} labels (e.g. "
+                    f"{_native(labels[0])!r}) but the first batch held "
+                    f"{'integers' if first_int else 'strings'}. Pass labels of one kind: all int "
+                    f"or all str."
                 )
             return labels
         if self.config_name == "regression":
             return _regression_targets(references, n_rows)[:, 0].numpy()
         return _multilabel_flags(references, n_rows)
 
-    def _compute(self, predictions: Any, references: Any, intercept: bool = False) -> dict[str, float]:
+    def _compute(
+        self, predictions: Any, references: Any, intercept: bool = False
+    ) -> dict[str, float]:
         if not isinstance(intercept, (bool, np.bool_)):
             raise TypeError(f"intercept must be True or False; got {intercept!r}.")
         labels = self._references(_column_array(references, "references"), len(predictions))
@@ -358,6 +382,8 @@ class Logme(evaluate.Metric):
         # Fold the stored batches in one by one: no concatenated copy of the features.
         start, width = 0, None
         for chunk in predictions.chunks:
+            if len(chunk) == 0:
+                continue
             rows = _list_rows(chunk, "predictions", width)
             width, stop = rows.shape[1], start + len(rows)
             estimator.update(as_feature_tensor(rows, name="predictions"), labels[start:stop])

@@ -74,7 +74,10 @@ gr.Interface(
     fn=score,
     inputs=[
         gr.Radio(["default", "regression", "multilabel"], value="default", label="config"),
-        gr.Textbox(label="predictions: JSON list of feature vectors", value="[[1.0, 0.1], [0.9, 0.0], [0.1, 1.0], [0.0, 1.1]]"),
+        gr.Textbox(
+            label="predictions: JSON list of feature vectors",
+            value="[[1.0, 0.1], [0.9, 0.0], [0.1, 1.0], [0.0, 1.1]]",
+        ),
         gr.Textbox(label="references: JSON list of labels", value='["cat", "cat", "dog", "dog"]'),
         gr.Checkbox(label="intercept"),
     ],
@@ -156,7 +159,9 @@ def export_space(folder: str | os.PathLike[str], *, name: str = METRIC_NAME) -> 
     if target.resolve().name != name:
         logger.warning(
             "Wrote %s; evaluate.load(%r) needs the folder named %r (or pass the script's path).",
-            target, str(target), name,
+            target,
+            str(target),
+            name,
         )
     return target
 

@@ -1,8 +1,9 @@
-"""The evaluate metric: equal to the core on every config, batching, two processes, errors, examples."""
+"""The evaluate metric: equal to the core, batches, two processes, errors, the examples."""
 
 from __future__ import annotations
 
 import doctest
+import itertools
 import json
 import re
 import subprocess
@@ -51,7 +52,13 @@ def make_data(config: str, n: int = 120, d: int = 8, seed: int = 0):
 @pytest.mark.parametrize("intercept", [False, True])
 @pytest.mark.parametrize(
     "config, label_kind",
-    [("default", "int"), ("default", "str"), ("default", "bool"), ("regression", None), ("multilabel", None)],
+    [
+        ("default", "int"),
+        ("default", "str"),
+        ("default", "bool"),
+        ("regression", None),
+        ("multilabel", None),
+    ],
 )
 def test_compute_equals_core(load, config, label_kind, intercept):
     features, references = make_data(config)
@@ -59,14 +66,16 @@ def test_compute_equals_core(load, config, label_kind, intercept):
         references = np.array(["neg", "neutral", "pos"])[references]
     elif label_kind == "bool":
         references = references == 1
-    expected = hf_logme.logme(features, references, regression=config != "default", intercept=intercept)
+    expected = hf_logme.logme(
+        features, references, regression=config != "default", intercept=intercept
+    )
     result = load(config).compute(predictions=features, references=references, intercept=intercept)
     assert result == {"logme": pytest.approx(expected, rel=1e-12, abs=1e-12)}
     assert isinstance(result["logme"], float)
 
 
 def test_first_card_example_matches_the_dense_oracle(load):
-    # The card's data, scored by the n-dimensional Gaussian marginal likelihood maximised numerically.
+    # The card's data, scored by the dense Gaussian marginal likelihood maximised numerically.
     labels = np.array([0, 0, 0, 1, 1, 1])
     model_a = np.array([[1.0, 0.1], [0.9, 0.0], [1.1, -0.1], [0.1, 1.0], [-0.1, 0.9], [0.0, 1.1]])
     expected = oracle_logme(model_a.astype(np.float32).astype(np.float64), one_hot(labels))
@@ -76,7 +85,9 @@ def test_first_card_example_matches_the_dense_oracle(load):
 
 def test_float64_predictions_are_stored_as_float32(load):
     features, labels = make_data("default")
-    doubles = features.astype(np.float64) + 1e-3 * np.random.default_rng(1).normal(size=features.shape)
+    doubles = features.astype(np.float64) + 1e-3 * np.random.default_rng(1).normal(
+        size=features.shape
+    )
     result = load().compute(predictions=doubles, references=labels)["logme"]
     assert result == pytest.approx(hf_logme.logme(doubles.astype(np.float32), labels), rel=1e-12)
     assert result == pytest.approx(hf_logme.logme(doubles, labels), rel=1e-5)
@@ -92,7 +103,7 @@ def test_batches_and_input_kinds_equal_one_call(load, config):
 
     metric = load(config)
     bounds = [0, 7, 8, 60, 61, 120]  # uneven sizes, a single-row batch
-    for i, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for i, (start, stop) in enumerate(itertools.pairwise(bounds)):
         rows, refs = features[start:stop], references[start:stop]
         if i % 3 == 1:
             rows, refs = torch.from_numpy(rows), torch.as_tensor(refs)
@@ -112,7 +123,9 @@ def test_bfloat16_and_half_tensors(load):
     for dtype in (torch.bfloat16, torch.float16):
         tensor = torch.from_numpy(features).to(dtype)
         expected = hf_logme.logme(tensor.float().numpy(), labels)
-        assert load().compute(predictions=tensor, references=labels)["logme"] == pytest.approx(expected, rel=1e-12)
+        assert load().compute(predictions=tensor, references=labels)["logme"] == pytest.approx(
+            expected, rel=1e-12
+        )
 
 
 _WORKER = """
@@ -160,20 +173,29 @@ def test_two_processes_equal_one(tmp_path):
 def test_bad_predictions_fail_in_add_batch(load):
     metric = load()
     labels = [0, 1, 0, 1]
-    with pytest.raises(ValueError, match=r"predictions must be 2-D \(n_samples, n_features\); got shape \(4, 2, 3\)\. Pool"):
+    with pytest.raises(
+        ValueError,
+        match=r"predictions must be 2-D \(n_samples, n_features\); got shape \(4, 2, 3\)\. Pool",
+    ):
         metric.add_batch(predictions=np.zeros((4, 2, 3)), references=labels)
     nan = np.ones((4, 3))
     nan[2, 1] = np.nan
-    with pytest.raises(ValueError, match="predictions contains NaN or infinite values in 1 of 4 rows"):
+    with pytest.raises(
+        ValueError, match="predictions contains NaN or infinite values in 1 of 4 rows"
+    ):
         metric.add_batch(predictions=nan, references=labels)
     with pytest.raises(ValueError, match=r"feature vectors of different lengths \[2, 3\]"):
-        metric.add_batch(predictions=[[1.0, 2.0], [1.0, 2.0, 3.0], [1.0, 2.0], [0.0, 1.0]], references=labels)
+        metric.add_batch(
+            predictions=[[1.0, 2.0], [1.0, 2.0, 3.0], [1.0, 2.0], [0.0, 1.0]], references=labels
+        )
     with pytest.raises(TypeError, match="predictions must be numeric"):
         metric.add_batch(predictions=np.array([["a", "b"]] * 4), references=labels)
     with pytest.raises(ValueError, match="references has 3 rows but features has 4"):
         metric.add_batch(predictions=np.ones((4, 3)), references=[0, 1, 0])
     overflow = np.full((4, 3), 1e300)  # finite in float64, infinite once stored as float32
-    with pytest.raises(ValueError, match="predictions contains NaN or infinite values in 4 of 4 rows"):
+    with pytest.raises(
+        ValueError, match="predictions contains NaN or infinite values in 4 of 4 rows"
+    ):
         metric.add_batch(predictions=overflow, references=labels)
 
 
@@ -181,13 +203,17 @@ def test_batches_of_different_widths_fail_in_compute(load):
     metric = load()
     metric.add_batch(predictions=np.ones((3, 2)), references=[0, 1, 0])
     metric.add_batch(predictions=np.ones((3, 5)), references=[0, 1, 0])
-    with pytest.raises(ValueError, match=r"predictions vectors have different lengths across batches \[2, 5\]"):
+    with pytest.raises(
+        ValueError, match=r"predictions vectors have different lengths across batches \[2, 5\]"
+    ):
         metric.compute()
 
 
 def test_bad_class_labels(load):
     features = np.random.default_rng(0).normal(size=(4, 3))
-    with pytest.raises(ValueError, match=r"floats that are not integers \(e\.g\. 0\.5\).*'regression' config"):
+    with pytest.raises(
+        ValueError, match=r"floats that are not integers \(e\.g\. 0\.5\).*'regression' config"
+    ):
         load().compute(predictions=features, references=[0.5, 1.0, 0.0, 1.0])
     with pytest.raises(ValueError, match=r"references has shape \(4, 2\).*'multilabel' config"):
         load().compute(predictions=features, references=[[0, 1]] * 4)
@@ -201,11 +227,17 @@ def test_label_kinds_cannot_change_between_batches(load):
     features = np.ones((2, 3))
     ints_first = load()
     ints_first.add_batch(predictions=features, references=[0, 1])
-    with pytest.raises(ValueError, match=r"references mix kinds: these are <U3 labels \(e\.g\. 'cat'\) but the first batch held integers"):
+    with pytest.raises(
+        ValueError,
+        match=r"references mix kinds: these are <U3 labels \(e\.g\. 'cat'\) but the first batch "
+        r"held integers",
+    ):
         ints_first.add_batch(predictions=features, references=["cat", "dog"])
     strings_first = load()
     strings_first.add_batch(predictions=features, references=["cat", "dog"])
-    with pytest.raises(ValueError, match="references mix kinds: these are int64 labels .* held strings"):
+    with pytest.raises(
+        ValueError, match="references mix kinds: these are int64 labels .* held strings"
+    ):
         strings_first.add(prediction=features[0], reference=0)
 
 
@@ -213,21 +245,29 @@ def test_bad_regression_and_multilabel_references(load):
     features = np.random.default_rng(0).normal(size=(4, 3))
     with pytest.raises(ValueError, match="'regression' config takes one float target per example"):
         load("regression").compute(predictions=features, references=[[1.0, 2.0]] * 4)
-    with pytest.raises(ValueError, match="references contains NaN or infinite values in 1 of 4 rows"):
+    with pytest.raises(
+        ValueError, match="references contains NaN or infinite values in 1 of 4 rows"
+    ):
         load("regression").compute(predictions=features, references=[1.0, np.inf, 2.0, 3.0])
     with pytest.raises(ValueError, match="multilabel references must be 0/1 flags; got 2.0"):
-        load("multilabel").compute(predictions=features, references=[[0, 1], [1, 2], [0, 0], [1, 1]])
+        load("multilabel").compute(
+            predictions=features, references=[[0, 1], [1, 2], [0, 0], [1, 1]]
+        )
     with pytest.raises(ValueError, match="0/1 lists of different lengths"):
         load("multilabel").compute(predictions=features, references=[[0, 1], [1], [0, 0], [1, 1]])
     with pytest.raises(ValueError, match=r"target column\(s\) \[1\] are all zero"):
-        load("multilabel").compute(predictions=features, references=[[0, 0], [1, 0], [0, 0], [1, 0]])
+        load("multilabel").compute(
+            predictions=features, references=[[0, 0], [1, 0], [0, 0], [1, 0]]
+        )
 
 
 def test_multilabel_widths_must_agree_across_batches(load):
     metric = load("multilabel")
     metric.add_batch(predictions=np.ones((2, 3)), references=[[0, 1], [1, 0]])
     metric.add_batch(predictions=np.ones((2, 3)), references=[[0, 1, 1], [1, 0, 0]])
-    with pytest.raises(ValueError, match=r"references vectors have different lengths across batches \[2, 3\]"):
+    with pytest.raises(
+        ValueError, match=r"references vectors have different lengths across batches \[2, 3\]"
+    ):
         metric.compute()
 
 
@@ -237,7 +277,11 @@ def test_bad_options(load):
         load().compute(predictions=features, references=labels, intercept="yes")
     with pytest.raises(TypeError, match="unexpected keyword argument 'regression'"):
         load().compute(predictions=features, references=labels, regression=True)
-    with pytest.raises(ValueError, match=r"config_name must be one of \['default', 'regression', 'multilabel'\]; got 'ranking'"):
+    with pytest.raises(
+        ValueError,
+        match=r"config_name must be one of \['default', 'regression', 'multilabel'\]; "
+        r"got 'ranking'",
+    ):
         load("ranking")
 
 
@@ -282,7 +326,7 @@ def test_module_docstring_examples_run(installed, load):
 def test_card_examples_run(installed):
     card = (METRIC_DIR / "README.md").read_text(encoding="utf-8")
     examples = card.split("### Examples", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", examples, flags=re.S)
+    blocks = re.findall(r"```python\n(.*?)```", examples, flags=re.DOTALL)
     assert blocks == [code + "\n" for _, code in EXAMPLES]
     for i, block in enumerate(blocks):
         results = _run_doctests(block, f"card example {i}")

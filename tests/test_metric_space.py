@@ -1,4 +1,4 @@
-"""The metric's files: the committed Space folder, the card, loading by path and by name, the push."""
+"""The metric's files: the Space folder, the card, loading by path and by name, the push."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ LABELS = ["cat", "cat", "dog", "dog"]
 
 def test_committed_space_folder_is_the_rendered_one():
     on_disk = {path.name: path.read_text(encoding="utf-8") for path in METRIC_DIR.iterdir()}
-    assert on_disk == space_files(), "metric_card/logme is stale: run `hf-logme metric export metric_card/logme`"
+    assert on_disk == space_files(), (
+        "metric_card/logme is stale: run `hf-logme metric export metric_card/logme`"
+    )
 
 
 def test_card_follows_evaluates_layout():
@@ -48,9 +50,17 @@ def test_card_follows_evaluates_layout():
     ]
     assert [h for h in headings if h in expected] == expected
     assert "{{" not in card
-    assert CITATION in card and "ICML" in CITATION and "Journal of Machine Learning Research" in CITATION
+    assert (
+        CITATION in card
+        and "ICML" in CITATION
+        and "Journal of Machine Learning Research" in CITATION
+    )
     limitations = body.split("## Limitations and Bias", 1)[1].split("## Citation", 1)[0]
-    for point in ("on the same data", "not a probability", "on the training data, not on the test data"):
+    for point in (
+        "on the same data",
+        "not a probability",
+        "on the training data, not on the test data",
+    ):
         assert point in limitations
     for _, code in EXAMPLES:
         assert f"```python\n{code}\n```" in card
@@ -70,20 +80,29 @@ def test_space_folder_loads_from_any_working_directory(tmp_path, monkeypatch):
 def test_install_makes_the_name_load_offline(caplog):
     script = install_metric()
     modules = Path(evaluate.config.HF_MODULES_CACHE)
-    assert script.parent.parent == modules / "evaluate_modules" / "metrics" / "evaluate-metric--logme"
+    assert (
+        script.parent.parent == modules / "evaluate_modules" / "metrics" / "evaluate-metric--logme"
+    )
     assert script.read_text(encoding="utf-8") == space_files()["logme.py"]
     assert install_metric() == script  # idempotent
     metric = evaluate.load("logme", "multilabel")
     assert isinstance(metric, Logme) and metric.config_name == "multilabel"
-    assert metric.compute(predictions=FEATURES, references=[[1, 0], [1, 1], [0, 1], [0, 0]])["logme"] == (
-        hf_logme.logme(np.float32(FEATURES), [[1, 0], [1, 1], [0, 1], [0, 0]], regression=True)
-    )
+    assert metric.compute(predictions=FEATURES, references=[[1, 0], [1, 1], [0, 1], [0, 0]])[
+        "logme"
+    ] == (hf_logme.logme(np.float32(FEATURES), [[1, 0], [1, 1], [0, 1], [0, 0]], regression=True))
 
 
 def test_export_under_another_name(tmp_path, caplog):
     folder = export_space(tmp_path / "my_logme", name="my_logme")
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "app.py", "my_logme.py", "requirements.txt"]
-    assert '"my_logme.py"' in (folder / "app.py").read_text() and "logme.py" not in (folder / "app.py").read_text().replace("my_logme.py", "")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "app.py",
+        "my_logme.py",
+        "requirements.txt",
+    ]
+    assert '"my_logme.py"' in (folder / "app.py").read_text() and "logme.py" not in (
+        folder / "app.py"
+    ).read_text().replace("my_logme.py", "")
     assert isinstance(evaluate.load(str(folder), cache_dir=str(tmp_path / "cache")), Logme)
     with caplog.at_level(logging.WARNING, logger="hf_logme.metric_space"):
         export_space(tmp_path / "elsewhere")
@@ -91,7 +110,10 @@ def test_export_under_another_name(tmp_path, caplog):
 
 
 def test_names_that_are_not_module_names_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"'my-logme' becomes the module file my-logme\.py.*letters, digits and underscores"):
+    with pytest.raises(
+        ValueError,
+        match=r"'my-logme' becomes the module file my-logme\.py.*letters, digits and underscores",
+    ):
         space_files("my-logme")
     with pytest.raises(ValueError, match="letters, digits and underscores"):
         export_space(tmp_path / "x", name="2logme")
@@ -100,7 +122,9 @@ def test_names_that_are_not_module_names_are_refused(tmp_path):
 
 def test_requirements_and_app():
     files = space_files()
-    requirements = [line for line in files["requirements.txt"].splitlines() if line and not line.startswith("#")]
+    requirements = [
+        line for line in files["requirements.txt"].splitlines() if line and not line.startswith("#")
+    ]
     assert f"hf-logme>={hf_logme.__version__}" in requirements
     compile(files["app.py"], "app.py", "exec")
     compile(files["logme.py"], "logme.py", "exec")
@@ -110,7 +134,7 @@ def test_requirements_and_app():
     assert get_imports(str(METRIC_DIR / "logme.py")) == [("library", "hf_logme", "hf-logme", None)]
 
 
-# --- push ------------------------------------------------------------------------------------------
+# --- push ----------------------------------------------------------------------------------------
 
 
 class RecordingApi:
@@ -122,7 +146,10 @@ class RecordingApi:
     def create_repo(self, repo_id, **options):
         self.calls.append(("create_repo", repo_id, options))
         namespace = "me" if "/" not in repo_id else repo_id.split("/")[0]
-        return RepoUrl(f"https://hub.test/spaces/{namespace}/{repo_id.split('/')[-1]}", endpoint="https://hub.test")
+        return RepoUrl(
+            f"https://hub.test/spaces/{namespace}/{repo_id.split('/')[-1]}",
+            endpoint="https://hub.test",
+        )
 
     def create_commit(self, repo_id, operations, **options):
         files = {op.path_in_repo: op.path_or_fileobj.decode("utf-8") for op in operations}
@@ -135,7 +162,13 @@ def test_push_creates_the_space_and_commits_every_file_once():
     assert url.repo_id == "team/logme"
     (_, repo_id, create), (_, commit_repo, files, commit) = api.calls
     assert repo_id == "team/logme" and commit_repo == "team/logme"
-    assert create == {"token": "hf_x", "private": True, "repo_type": "space", "space_sdk": "gradio", "exist_ok": True}
+    assert create == {
+        "token": "hf_x",
+        "private": True,
+        "repo_type": "space",
+        "space_sdk": "gradio",
+        "exist_ok": True,
+    }
     assert files == space_files("logme")
     assert commit["repo_type"] == "space" and commit["token"] == "hf_x"
     assert hf_logme.__version__ in commit["commit_message"]
@@ -156,13 +189,15 @@ def test_push_checks_the_repo_id_before_any_request():
     assert api.calls == []
 
 
-@pytest.mark.skip(reason="push test awaits tests/hub_server.py (the local Hub server, branch feat/hub)")
+@pytest.mark.skip(
+    reason="push test awaits tests/hub_server.py (the local Hub server, branch feat/hub)"
+)
 def test_push_to_the_local_hub_server():
     """To do once the server is on main: push_space(..., api=HfApi(endpoint=server.url, token=...)),
     then download NS/logme/logme.py from the server and evaluate.load it."""
 
 
-# --- CLI ---------------------------------------------------------------------------------------------
+# --- CLI -----------------------------------------------------------------------------------------
 
 
 def test_cli_install_and_export(tmp_path, capsys):

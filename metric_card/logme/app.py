@@ -21,7 +21,10 @@ gr.Interface(
     fn=score,
     inputs=[
         gr.Radio(["default", "regression", "multilabel"], value="default", label="config"),
-        gr.Textbox(label="predictions: JSON list of feature vectors", value="[[1.0, 0.1], [0.9, 0.0], [0.1, 1.0], [0.0, 1.1]]"),
+        gr.Textbox(
+            label="predictions: JSON list of feature vectors",
+            value="[[1.0, 0.1], [0.9, 0.0], [0.1, 1.0], [0.0, 1.1]]",
+        ),
         gr.Textbox(label="references: JSON list of labels", value='["cat", "cat", "dog", "dog"]'),
         gr.Checkbox(label="intercept"),
     ],
