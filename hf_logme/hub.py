@@ -14,12 +14,15 @@ import fnmatch
 import glob
 import heapq
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UnsafeWeightsError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi, ModelInfo
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ _EXPAND = ["sha", "pipeline_tag", "downloads", "likes", "safetensors", "gated", 
 
 # Files that `from_pretrained` reads from a repo's top level besides weights: configs, tokenizer
 # and processor files (vocab.txt, merges.txt, sentencepiece models, tiktoken files).
-_SUPPORT_SUFFIXES = (".json", ".txt", ".model", ".spm", ".tiktoken")
+_SUPPORT_SUFFIXES = (".json", ".txt", ".model", ".spm", ".codes", ".tokenizer", ".tiktoken")
 _SAFE_WEIGHTS = ("model.safetensors", "model-*-of-*.safetensors")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model-*-of-*.bin")
 # Weight formats we never download: pickle unless opted in, and TensorFlow / Flax / ONNX / raw checkpoints.
@@ -72,7 +75,8 @@ class Candidate:
         model_type: ``model_type`` from the config, e.g. ``"bert"``.
         architectures: ``architectures`` from the config.
         has_safetensors: Whether the weights exist as safetensors.
-        remote_code: Whether the config maps the model to code in the repo (``auto_map``).
+        remote_code: Whether the config maps the model to code in the repo (``auto_map``, or the
+            Hub's ``custom_code`` tag when the config is not listed).
         tags: All tags of the repo.
 
     Example:
@@ -109,7 +113,7 @@ class Candidate:
                 for key, value in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_model_info(cls, info: Any) -> Candidate:
+    def from_model_info(cls, info: ModelInfo) -> Candidate:
         """Build from a ``huggingface_hub.ModelInfo`` (any subset of properties)."""
         config = info.config or {}
         auto_map = config.get("auto_map") or {}
@@ -127,8 +131,14 @@ class Candidate:
             library=info.library_name,
             model_type=config.get("model_type"),
             architectures=tuple(config.get("architectures") or ()),
-            has_safetensors=info.safetensors is not None or any(s.endswith(".safetensors") for s in siblings),
-            remote_code=any(key == "AutoConfig" or key.startswith("AutoModel") for key in auto_map),
+            # The Hub counts parameters only when it could parse the weights; the tag and the
+            # file list also show safetensors weights exist.
+            has_safetensors=info.safetensors is not None or "safetensors" in tags
+            or any(s.endswith(".safetensors") for s in siblings),
+            # The Hub tags repos whose config has an auto_map "custom_code"; trust the config's
+            # auto_map when it is there (a custom tokenizer alone does not change the model).
+            remote_code=any(key == "AutoConfig" or key.startswith("AutoModel") for key in auto_map)
+            if auto_map else "custom_code" in tags,
             tags=tags,
         )
 
@@ -147,7 +157,7 @@ def search_candidates(
     require_safetensors: bool = True,
     sort: str = "downloads",
     limit: int = 20,
-    api: Any = None,
+    api: HfApi | None = None,
     token: str | bool | None = None,
 ) -> list[Candidate]:
     """Find checkpoints on the Hub worth ranking, most popular first.
@@ -231,7 +241,7 @@ def search_candidates(
 
 
 def resolve_candidate(
-    model_id: str, *, revision: str | None = None, api: Any = None, token: str | bool | None = None
+    model_id: str, *, revision: str | None = None, api: HfApi | None = None, token: str | bool | None = None
 ) -> Candidate:
     """Metadata of one model at one revision: its commit sha, gating, weights format and size.
 
@@ -359,7 +369,7 @@ def _automodel_supports(model_type: str) -> bool:
     return model_type in CONFIG_MAPPING_NAMES and model_type in MODEL_MAPPING_NAMES
 
 
-def _sort_value(sort: str) -> Any:
+def _sort_value(sort: str) -> Callable[[ModelInfo], Any]:
     """Key ordering ``ModelInfo`` objects like the Hub's ``sort`` (the names are its attributes)."""
     floor: Any = _EARLIEST if sort in ("created_at", "last_modified") else float("-inf")
     return lambda info: floor if getattr(info, sort) is None else getattr(info, sort)
@@ -373,7 +383,7 @@ def _size_bound(n: int) -> str:
     return str(n)
 
 
-def _default_api() -> Any:
+def _default_api() -> HfApi:
     from huggingface_hub import HfApi
 
     return HfApi()

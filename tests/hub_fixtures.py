@@ -15,14 +15,16 @@ Fixtures:
     hub_token: a token the server accepts (writes, and gated repos that granted its user).
 
 Example:
-    def test_download(hub):
+    def test_a_failed_download_leaves_nothing(hub):
         hub.fail("/broken/flaky/resolve/*/model.safetensors", status=500)
-        path = huggingface_hub.snapshot_download("acme/bert-tiny")
-        assert "model.safetensors" in hub.downloads("acme/bert-tiny")
+        with pytest.raises(HfHubHTTPError):
+            huggingface_hub.snapshot_download("broken/flaky")
+        assert "model.safetensors" not in hub.downloads("broken/flaky")  # files served (GET 200/206)
+        assert hub.count("/broken/flaky/resolve/*/model.safetensors", method="GET") == 1
 
     def test_cli(hub_env):
-        out = subprocess.run([sys.executable, "-m", "hf_logme.cli", "search", "--json"],
-                             env=hub_env, capture_output=True, text=True)
+        result = subprocess.run([sys.executable, "-m", "hf_logme.cli", "search", "--json"],
+                                env=hub_env, capture_output=True, text=True)
 """
 
 from __future__ import annotations
@@ -278,7 +280,8 @@ def hub_env(hub: HubServer, tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="0",
                TRANSFORMERS_OFFLINE="0", HF_DATASETS_OFFLINE="0")
-    env.pop("HF_HUB_CACHE", None)
+    for name in ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_TOKEN"):
+        env.pop(name, None)
     return env
 
 

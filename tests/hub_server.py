@@ -482,33 +482,31 @@ def _flag(values: list[str] | None) -> bool:
     return bool(values) and values[-1].lower() in ("1", "true")
 
 
+_REPO_API = r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
+_RESOLVE = r"/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)"
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Routes one request to the HubServer that owns this handler's server."""
 
     protocol_version = "HTTP/1.1"
     server_version = "hf-logme-test-hub"
 
-    ROUTES = (
-        ("GET", re.compile(r"/api/whoami-v2"), "whoami"),
-        ("GET", re.compile(r"/api/agent-harnesses"), "agent_harnesses"),
-        ("GET", re.compile(r"/api/models"), "list_models"),
-        ("POST", re.compile(r"/api/repos/create"), "create_repo"),
-        ("POST", re.compile(r"/api/validate-yaml"), "validate_yaml"),
-        ("GET", re.compile(r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
-                           r"(?:/revision/(?P<rev>[^/]+))?"), "repo_info"),
-        ("GET", re.compile(r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)/tree/(?P<rev>[^/]+)"
-                           r"(?:/(?P<path>.+))?"), "tree"),
-        ("POST", re.compile(r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
-                            r"/paths-info/(?P<rev>[^/]+)"), "paths_info"),
-        ("POST", re.compile(r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
-                            r"/preupload/(?P<rev>[^/]+)"), "preupload"),
-        ("POST", re.compile(r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
-                            r"/commit/(?P<rev>[^/]+)"), "commit"),
-        ("HEAD", re.compile(r"/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)"
-                            r"/(?P<path>.+)"), "resolve"),
-        ("GET", re.compile(r"/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)"
-                           r"/(?P<path>.+)"), "resolve"),
-    )
+    # (method, path pattern, endpoint method `_api_<name>`); paths are matched still URL-encoded.
+    ROUTES = tuple((method, re.compile(pattern), name) for method, pattern, name in (
+        ("GET", "/api/whoami-v2", "whoami"),
+        ("GET", "/api/agent-harnesses", "agent_harnesses"),
+        ("GET", "/api/models", "list_models"),
+        ("POST", "/api/repos/create", "create_repo"),
+        ("POST", "/api/validate-yaml", "validate_yaml"),
+        ("GET", _REPO_API + r"(?:/revision/(?P<rev>[^/]+))?", "repo_info"),
+        ("GET", _REPO_API + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?", "tree"),
+        ("POST", _REPO_API + r"/paths-info/(?P<rev>[^/]+)", "paths_info"),
+        ("POST", _REPO_API + r"/preupload/(?P<rev>[^/]+)", "preupload"),
+        ("POST", _REPO_API + r"/commit/(?P<rev>[^/]+)", "commit"),
+        ("HEAD", _RESOLVE, "resolve"),
+        ("GET", _RESOLVE, "resolve"),
+    ))
 
     @property
     def hub(self) -> HubServer:

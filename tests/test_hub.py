@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from hub_fixtures import TEXT_VOCAB, build_text_model
+from huggingface_hub import HfApi
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -161,8 +163,6 @@ def test_search_rejects_bad_options_before_any_request(hub, options, error, matc
 
 
 def test_search_uses_the_injected_client(hub):
-    from huggingface_hub import HfApi
-
     class CountingApi(HfApi):
         calls = 0
 
@@ -193,6 +193,18 @@ def test_resolve_reads_sha_gating_weights_and_code(hub):
     assert (remote.remote_code, remote.loadable, remote.model_type) == (True, False, "fancy-bert")
     unknown = resolve_candidate("broken/unknown-arch")
     assert (unknown.remote_code, unknown.loadable) == (False, False)
+
+
+def test_remote_code_and_safetensors_evidence_from_config_and_tags(hub):
+    weights = hub.repo("acme/bert-tiny").files["model.safetensors"]
+    config = {"model_type": "bert", "auto_map": {"AutoTokenizer": ["tokenization.Tok", None]}}
+    hub.add_repo("acme/custom-tokenizer", {"config.json": json.dumps(config), "model.safetensors": weights})
+    assert "custom_code" in hub.repo("acme/custom-tokenizer").all_tags(hub.repo("acme/custom-tokenizer").head)
+    assert resolve_candidate("acme/custom-tokenizer").loadable  # auto_map names no model code
+    hub.add_repo("acme/bert-tiny", tags=("custom_code",))  # no auto_map in its config: the tag decides
+    assert resolve_candidate("acme/bert-tiny").remote_code
+    info = HfApi().model_info("acme/bert-tiny", expand=["tags"])  # weights the Hub did not count
+    assert info.safetensors is None and Candidate.from_model_info(info).has_safetensors
 
 
 def test_resolve_follows_and_pins_revisions(hub, tmp_path):
