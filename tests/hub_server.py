@@ -82,7 +82,7 @@ MODEL_EXPAND = frozenset({
     "transformersInfo", "trendingScore", "usedStorage", "widgetData",
 })
 # What GET /api/models returns per model without `expand` (and with `full`), as the Hub does.
-MODEL_LIST_FIELDS = ("likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+MODEL_LIST_FIELDS = ("modelId", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
                      "library_name", "createdAt")
 MODEL_FULL_FIELDS = MODEL_LIST_FIELDS + ("author", "sha", "lastModified", "gated", "disabled", "siblings")
 LIST_MODELS_PARAMS = frozenset({"search", "author", "filter", "pipeline_tag", "gated", "num_parameters",
@@ -478,8 +478,11 @@ def _parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2)])
 
 
-def _flag(values: list[str] | None) -> bool:
-    return bool(values) and values[-1].lower() in ("1", "true")
+def _flag(value: str | list[str] | None) -> bool:
+    """A boolean query parameter (the client sends ``true``/``false``; ``1`` also works)."""
+    if isinstance(value, list):
+        value = value[-1] if value else None
+    return value is not None and value.lower() in ("1", "true")
 
 
 _REPO_API = r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
@@ -535,6 +538,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.status = 500
         self.user: str | None = None
         try:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self.close_connection = True  # the unread body would be taken for the next request
+                raise HubError(411, "The test Hub reads request bodies with a Content-Length only.")
             self._authenticate()
             failure = self._injected_failure()
             if failure is not None and not failure.truncate:
@@ -656,47 +662,41 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _api_list_models(self) -> None:
         self._check_params(LIST_MODELS_PARAMS)
-        q = self.query
+        q = {key: values[-1] for key, values in self.query.items() if key not in ("filter", "expand")}
         expand = self._expand()
         if expand is not None and (_flag(q.get("full")) or _flag(q.get("config"))):
             raise HubError(400, "expand cannot be combined with full or config.")
-        bounds: dict[str, int] = {}
-        for part in filter(None, (q.get("num_parameters") or [""])[-1].split(",")):
+        bounds = {"min": 0, "max": float("inf")}
+        for part in filter(None, q.get("num_parameters", "").split(",")):
             key, _, value = part.partition(":")
-            if key not in ("min", "max"):
+            if key not in bounds:
                 raise HubError(400, f"num_parameters takes 'min:<n>' and/or 'max:<n>'; got {part!r}.")
             bounds[key] = _parse_size(value)
-        sort = (q.get("sort") or [None])[-1]
+        sort = q.get("sort")
         if sort is not None and sort not in SORT_KEYS:
             raise HubError(400, f"sort must be one of {sorted(SORT_KEYS)}; got {sort!r}.")
-        limit = int((q.get("limit") or [str(self.hub.page_size)])[-1])
 
-        selected = []
-        for repo in self.hub.repos("model"):
-            tags = repo.all_tags(repo.head)
+        def selected(repo: Repo) -> bool:
             n_params = repo.num_parameters()
-            if ((search := (q.get("search") or [None])[-1]) and search.lower() not in repo.repo_id.lower()) \
-                    or ((author := (q.get("author") or [None])[-1]) and repo.repo_id.split("/")[0] != author) \
-                    or any(tag not in tags for tag in q.get("filter", [])) \
-                    or ((pipeline := (q.get("pipeline_tag") or [None])[-1]) and repo.pipeline_tag != pipeline) \
-                    or ("gated" in q and _flag(q["gated"]) != bool(repo.gated)) \
-                    or (bounds and (n_params is None or n_params < bounds.get("min", 0)
-                                    or n_params > bounds.get("max", n_params))):
-                continue
-            selected.append(repo)
-        if sort is not None:
-            ascending = (q.get("direction") or ["-1"])[-1] == "1"
-            selected.sort(key=lambda r: r.repo_id)
-            selected.sort(key=lambda r: getattr(r, SORT_KEYS[sort]), reverse=not ascending)
-        page, headers = self._paginate(selected, min(limit, 1000))
+            return ((q.get("search", "").lower() in repo.repo_id.lower())
+                    and q.get("author", repo.repo_id.split("/")[0]) == repo.repo_id.split("/")[0]
+                    and set(self.query.get("filter", [])) <= set(repo.all_tags(repo.head))
+                    and q.get("pipeline_tag", repo.pipeline_tag) == repo.pipeline_tag
+                    and ("gated" not in q or _flag(q["gated"]) == bool(repo.gated))
+                    and ("num_parameters" not in q
+                         or (n_params is not None and bounds["min"] <= n_params <= bounds["max"])))
+
+        models = [repo for repo in self.hub.repos("model") if selected(repo)]
+        if sort is not None:  # descending unless direction=1; ties by id
+            models.sort(key=lambda r: r.repo_id)
+            models.sort(key=lambda r: getattr(r, SORT_KEYS[sort]), reverse=q.get("direction") != "1")
+        page, headers = self._paginate(models, min(int(q.get("limit", self.hub.page_size)), 1000))
         if expand is not None:
             fields: Iterable[str] = expand
         else:
             fields = MODEL_FULL_FIELDS if _flag(q.get("full")) else MODEL_LIST_FIELDS
             fields = (*fields, "config") if _flag(q.get("config")) else fields
-        items = [self._select({**r.properties(r.head), "modelId": r.repo_id}, (*fields, "modelId")
-                              if expand is None else fields) for r in page]
-        self._send_json(items, headers=headers)
+        self._send_json([self._select(r.properties(r.head), fields) for r in page], headers=headers)
 
     def _api_repo_info(self, kind: str, repo: str, rev: str = "main") -> None:
         self._check_params(frozenset({"expand", "blobs", "securityStatus"}))

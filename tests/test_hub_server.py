@@ -3,6 +3,7 @@ transformers' from_pretrained, datasets' load_dataset, and uploads to a Space.""
 
 from __future__ import annotations
 
+import hashlib
 import socket
 from pathlib import Path
 
@@ -57,11 +58,28 @@ def test_listing_pages_follow_link_headers(hub, monkeypatch):
     assert hub.count("/api/models") == 1  # `limit` is the page size
 
 
-def test_unsupported_parameters_are_rejected_not_ignored(hub):
-    response = get_session().get(f"{hub.endpoint}/api/models", params={"language": "en"})
-    assert response.status_code == 400 and "['language'] are not supported" in response.json()["error"]
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"language": "en"}, "Query parameters ['language'] are not supported by the test Hub."),
+        ({"expand": "nonsense"}, '"expand" must be one of'),
+        ({"expand": "sha", "full": "true"}, "expand cannot be combined with full or config."),
+        ({"num_parameters": "below:5M"}, "num_parameters takes 'min:<n>' and/or 'max:<n>'; got 'below:5M'."),
+        ({"num_parameters": "max:lots"}, "Invalid parameter count 'lots'"),
+        ({"sort": "size"}, "sort must be one of"),
+    ],
+)
+def test_unsupported_listing_requests_are_rejected_not_ignored(hub, params, message):
+    response = get_session().get(f"{hub.endpoint}/api/models", params=params)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+def test_client_sees_bad_requests_and_chunked_bodies_are_refused(hub):
     with pytest.raises(BadRequestError, match="expand"):
         list(HfApi().list_models(expand=["not-a-property"]))
+    chunks = iter([b"paths=config.json"])
+    response = get_session().post(f"{hub.endpoint}/api/models/acme/bert-tiny/paths-info/main", content=chunks)
+    assert response.status_code == 411
 
 
 def test_errors_map_to_the_client_error_classes(hub, tmp_path):
@@ -143,3 +161,20 @@ def test_readme_metadata_is_validated_before_an_upload(hub, hub_token, tmp_path)
     with pytest.raises(ValueError, match=r"(?s)Invalid metadata in README.md.*Line 3 is not 'key: value': 'not yaml at all'"):
         api.upload_folder(repo_id="tester/broken-card", folder_path=tmp_path, repo_type="space")
     assert list(hub.repo("tester/broken-card", repo_type="space").files) == [".gitattributes"]
+
+
+def test_tree_and_paths_info(hub):
+    from huggingface_hub.hf_api import RepoFile, RepoFolder
+
+    api = HfApi()
+    top = {e.path: e for e in api.list_repo_tree("acme/bert-every-format")}
+    assert {p for p, e in top.items() if isinstance(e, RepoFolder)} == {"1_Pooling", "onnx"}
+    everything = {e.path for e in api.list_repo_tree("acme/bert-every-format", recursive=True)}
+    assert everything == set(hub.repo("acme/bert-every-format").files) | {"1_Pooling", "onnx"}
+    weights = top["model.safetensors"]
+    content = hub.repo("acme/bert-every-format").files["model.safetensors"]
+    assert weights.lfs.sha256 == hashlib.sha256(content).hexdigest() and weights.size == len(content)
+    assert top["config.json"].lfs is None
+    found = api.get_paths_info("acme/bert-every-format", ["config.json", "onnx", "missing.txt"])
+    assert [(type(e), e.path) for e in found] == [(RepoFile, "config.json"), (RepoFolder, "onnx")]
+    assert found[0].blob_id == top["config.json"].blob_id
