@@ -1,7 +1,8 @@
 """hf-logme: rank pre-trained checkpoints for a dataset before fine-tuning, with LogME."""
 
 from .estimators import ESTIMATORS, LogME, LogMEResult, logme, score
+from .hub import Candidate, search_candidates
 
 __version__ = "0.1.0"
 
-__all__ = ["ESTIMATORS", "LogME", "LogMEResult", "logme", "score", "__version__"]
+__all__ = ["ESTIMATORS", "Candidate", "LogME", "LogMEResult", "logme", "score", "search_candidates", "__version__"]

@@ -189,12 +189,36 @@ def test_push_checks_the_repo_id_before_any_request():
     assert api.calls == []
 
 
-@pytest.mark.skip(
-    reason="push test awaits tests/hub_server.py (the local Hub server, branch feat/hub)"
-)
-def test_push_to_the_local_hub_server():
-    """To do once the server is on main: push_space(..., api=HfApi(endpoint=server.url, token=...)),
-    then download NS/logme/logme.py from the server and evaluate.load it."""
+def test_push_to_the_local_hub_then_load_the_space(hub, hub_token, tmp_path, monkeypatch):
+    api = HfApi(endpoint=hub.endpoint, token=hub_token)
+    url = push_space("tester/logme", api=api)
+    assert url.repo_id == "tester/logme"
+    space = hub.repo("tester/logme", repo_type="space")
+    assert space.sdk == "gradio"
+    files = {path: data.decode() for path, data in space.files.items() if path != ".gitattributes"}
+    assert files == space_files("logme")
+    # Updating an existing Space: an outdated file is replaced; an unchanged Space is left as is.
+    api.upload_file(
+        path_or_fileobj=b"old", path_in_repo="logme.py", repo_id="tester/logme", repo_type="space"
+    )
+    push_space("tester/logme", api=api)
+    space = hub.repo("tester/logme", repo_type="space")
+    assert space.files["logme.py"].decode() == space_files()["logme.py"]
+    push_space("tester/logme", api=api)
+    assert hub.repo("tester/logme", repo_type="space").sha == space.sha
+    # evaluate.load("NS/name") downloads NS/name/name.py from the Space (evaluate reads
+    # HF_ENDPOINT at import: conftest pointed it at this server).
+    monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", False)
+    metric = evaluate.load("tester/logme", "regression", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(metric, Logme) and metric.config_name == "regression"
+    assert hub.downloads("tester/logme", repo_type="space") == ["logme.py"]
+
+
+def test_push_needs_a_token_the_hub_accepts(hub):
+    from huggingface_hub.errors import HfHubHTTPError
+
+    with pytest.raises(HfHubHTTPError, match="401"):
+        push_space("tester/logme", api=HfApi(endpoint=hub.endpoint, token="hf_not_a_token"))
 
 
 # --- CLI -----------------------------------------------------------------------------------------
