@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import textwrap
 from importlib import resources
 from pathlib import Path
 
@@ -124,12 +125,17 @@ def space_files(name: str = METRIC_NAME) -> dict[str, str]:
 def render_card(name: str = METRIC_NAME) -> str:
     """The metric card (README.md of the Space): the template filled with the module's texts."""
     template = resources.files("hf_logme").joinpath("metric_card.md").read_text(encoding="utf-8")
-    inputs = "\n".join(f"- **{key}**: {text}" for key, text in INPUTS.items())
-    examples = "\n\n".join(f"{title}\n\n```python\n{code}\n```" for title, code in EXAMPLES)
+    inputs = "\n".join(
+        textwrap.fill(f"- **{key}**: {text}", 100, subsequent_indent="  ")
+        for key, text in INPUTS.items()
+    )
+    examples = "\n\n".join(
+        f"{textwrap.fill(title, 100)}\n\n```python\n{code}\n```" for title, code in EXAMPLES
+    )
     fields = {
-        "description": DESCRIPTION,
+        "description": textwrap.fill(DESCRIPTION, 100),
         "inputs": inputs,
-        "output": OUTPUT,
+        "output": textwrap.fill(OUTPUT, 100),
         "examples": examples,
         "citation": CITATION,
         "name": name,
