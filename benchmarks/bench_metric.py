@@ -1,7 +1,8 @@
 """The evaluate metric's overhead: add_batch + compute against hf_logme.logme, in the same run.
 
 evaluate writes every batch to an Arrow file and reads all of them back in compute. Timed here,
-each the best of ``--repeats`` runs on the same float32 features and int labels:
+each the best of ``--repeats`` rounds (the runs take turns) on the same float32 features and
+int labels:
 
 - ``hf_logme.logme``: LogME on the arrays, nothing else (the reference, ratio 1);
 - ``metric``: ``Logme`` as ``evaluate.load`` gives it, batches of ``--batch`` rows added with
@@ -25,6 +26,7 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 
 import evaluate
 import numpy as np
@@ -50,14 +52,20 @@ class GenericLogme(evaluate.Metric):
         }
 
 
-def best_time(fn, repeats: int) -> tuple[float, float]:
-    best, value = float("inf"), float("nan")
+def best_times(
+    runs: dict[str, Callable[[], float]], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """Best wall time and value of each run. The runs take turns, ``repeats`` rounds, so that a
+    busy machine slows each of them alike."""
+    best = {name: (float("inf"), float("nan")) for name in runs}
     for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        value = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, value
+        for name, fn in runs.items():
+            gc.collect()
+            start = time.perf_counter()
+            value = fn()
+            seconds = time.perf_counter() - start
+            best[name] = (min(best[name][0], seconds), value)
+    return best
 
 
 def run_metric(make, features: np.ndarray, labels: np.ndarray, batch: int) -> float:
@@ -95,22 +103,21 @@ def main() -> None:
     print(f", best of {args.repeats}\n")
 
     hf_logme.logme(features[:2000], labels[:2000])  # warm up BLAS and LAPACK
-    reference, expected = best_time(lambda: hf_logme.logme(features, labels), args.repeats)
-    rows = [("hf_logme.logme", reference, expected)]
-    variants = [
-        ("metric", lambda: Logme(cache_dir=cache)),
-        ("metric, keep_in_memory", lambda: Logme(keep_in_memory=True)),
-    ]
+    makers = {
+        "metric": lambda: Logme(cache_dir=cache),
+        "metric, keep_in_memory": lambda: Logme(keep_in_memory=True),
+    }
     if not args.skip_generic:
-        variants += [
-            ("generic List(float32)", lambda: GenericLogme(cache_dir=cache)),
-            ("generic + numpy format", lambda: GenericLogme(config_name="numpy", cache_dir=cache)),
-        ]
-    for name, make in variants:
-        seconds, value = best_time(
-            lambda make=make: run_metric(make, features, labels, args.batch), args.repeats
+        makers["generic List(float32)"] = lambda: GenericLogme(cache_dir=cache)
+        makers["generic + numpy format"] = lambda: GenericLogme(
+            config_name="numpy", cache_dir=cache
         )
-        rows.append((name, seconds, value))
+    runs = {"hf_logme.logme": lambda: hf_logme.logme(features, labels)}
+    for name, make in makers.items():
+        runs[name] = lambda make=make: run_metric(make, features, labels, args.batch)
+    best = best_times(runs, args.repeats)
+    reference, expected = best["hf_logme.logme"]
+    rows = [(name, seconds, value) for name, (seconds, value) in best.items()]
 
     print(f"{'':26s}{'seconds':>9s}{'ratio':>8s}  logme")
     for name, seconds, value in rows:

@@ -11,7 +11,7 @@ metric card rendered by :mod:`hf_logme.metric_space`; the tests doctest both.
 
 Speed: evaluate writes every ``add_batch`` to an Arrow file and reads everything back in
 ``compute``. Its generic path turns each feature vector into a Python list on the way in and back
-into Python floats on the way out, ~15x the cost of LogME itself for 20000 x 768 features. Here
+into Python floats on the way out, ~12x the cost of LogME itself for 20000 x 768 features. Here
 each batch is validated and written as one contiguous float32 Arrow list array (``_BatchFeatures``)
 and read back as Arrow arrays, whose stored batches ``_compute`` folds into one streaming
 :class:`~hf_logme.LogME` without copying them.
