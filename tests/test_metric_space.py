@@ -209,6 +209,7 @@ def test_push_to_the_local_hub_then_load_the_space(hub, hub_token, tmp_path, mon
     # evaluate.load("NS/name") downloads NS/name/name.py from the Space (evaluate reads
     # HF_ENDPOINT at import: conftest pointed it at this server).
     monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", False)
+    monkeypatch.setattr(evaluate.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)  # a request to S3
     metric = evaluate.load("tester/logme", "regression", cache_dir=str(tmp_path / "cache"))
     assert isinstance(metric, Logme) and metric.config_name == "regression"
     assert hub.downloads("tester/logme", repo_type="space") == ["logme.py"]
