@@ -2,11 +2,13 @@
 
 from .estimators import ESTIMATORS, LogME, LogMEResult, logme, score
 from .features import ExtractedFeatures, extract_features
+from .hub import Candidate, search_candidates
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ESTIMATORS",
+    "Candidate",
     "ExtractedFeatures",
     "LogME",
     "LogMEResult",
@@ -14,4 +16,5 @@ __all__ = [
     "extract_features",
     "logme",
     "score",
+    "search_candidates",
 ]

@@ -19,12 +19,13 @@ class ClassEncoder:
         self.classes: list[Hashable] = []
         self._index: dict[Hashable, int] = {}
         for label in classes:
-            self._add(label)
+            self.add(label)
 
     def __len__(self) -> int:
         return len(self.classes)
 
-    def _add(self, label: Hashable) -> int:
+    def add(self, label: Hashable) -> int:
+        """The index of ``label``, registering it as a new class if unseen."""
         index = self._index.get(label)
         if index is None:
             index = self._index[label] = len(self.classes)
@@ -36,9 +37,13 @@ class ClassEncoder:
         try:
             uniques, inverse = np.unique(labels, return_inverse=True)
         except TypeError:  # mixed, unorderable objects: fall back to a dict lookup per row
-            return np.fromiter((self._add(_native(v)) for v in labels), np.int64, len(labels))
-        mapping = np.array([self._add(_native(v)) for v in uniques.tolist()], dtype=np.int64)
+            return np.fromiter((self.add(_native(v)) for v in labels), np.int64, len(labels))
+        mapping = np.array([self.add(_native(v)) for v in uniques.tolist()], dtype=np.int64)
         return mapping[inverse.reshape(-1)]
+
+    def index(self, label: Hashable) -> int:
+        """The index of a registered label (KeyError if unseen)."""
+        return self._index[label]
 
     def sorted_order(self) -> list[int]:
         """Indices of the classes in sorted label order (first-seen order if labels don't sort)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,12 +123,41 @@ class GramStatistics:
             self.target_sq_regression += other.target_sq_regression.to(device)
         else:
             positions = torch.tensor(
-                [self.encoder._add(label) for label in other.encoder.classes], dtype=torch.long
+                [self.encoder.add(label) for label in other.encoder.classes], dtype=torch.long
             ).to(device)
             self._grow_classes(len(self.encoder))
             self.cross.index_add_(0, positions, other.cross.to(device))
             self.target_sum.index_add_(0, positions, other.target_sum.to(device))
         self.n += other.n
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sums as CPU tensors and plain lists (for caches and for sending between processes)."""
+        state: dict[str, Any] = {"regression": self.regression, "n": self.n}
+        if self.gram is not None:
+            state.update(gram=self.gram.cpu(), cross=self.cross.cpu(), target_sum=self.target_sum.cpu())
+            if self.regression:
+                state["feature_sum"] = self.feature_sum_regression.cpu()
+                state["target_sq"] = self.target_sq_regression.cpu()
+            else:
+                state["classes"] = list(self.encoder.classes)
+        return state
+
+    @classmethod
+    def from_state_dict(
+        cls, state: dict[str, Any], device: str | torch.device = "cpu"
+    ) -> GramStatistics:
+        """Rebuild statistics saved with ``state_dict()``, placed on ``device``."""
+        stats = cls(regression=bool(state["regression"]), n=int(state["n"]))
+        if "gram" in state:
+            to = lambda t: torch.as_tensor(t, dtype=torch.float64).to(device)  # noqa: E731
+            stats.gram, stats.cross = to(state["gram"]), to(state["cross"])
+            stats.target_sum = to(state["target_sum"])
+            if stats.regression:
+                stats.feature_sum_regression = to(state["feature_sum"])
+                stats.target_sq_regression = to(state["target_sq"])
+            else:
+                stats.encoder = ClassEncoder(state["classes"])
+        return stats
 
     def centred(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(F_c^T F_c, Y_c^T F_c, diag(Y_c^T Y_c)) for column-centred F and Y, from the same sums."""

@@ -12,7 +12,6 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from ._labels import ClassEncoder
 from ._statistics import GramStatistics
 from ._validation import as_class_labels, as_feature_tensor, as_regression_targets
 
@@ -183,19 +182,8 @@ class GramEstimator(Estimator):
         return stats
 
     def state_dict(self) -> dict[str, Any]:
-        """The statistics as plain tensors and lists (for caches and for sending between processes)."""
-        stats = self.statistics
-        state: dict[str, Any] = {"options": self._options(), "n": stats.n}
-        if stats.gram is not None:
-            state.update(
-                gram=stats.gram.cpu(), cross=stats.cross.cpu(), target_sum=stats.target_sum.cpu()
-            )
-            if self.regression:
-                state["feature_sum"] = stats.feature_sum_regression.cpu()
-                state["target_sq"] = stats.target_sq_regression.cpu()
-            else:
-                state["classes"] = list(stats.encoder.classes)
-        return state
+        """Options and statistics as plain tensors and lists (for caches and other processes)."""
+        return {"options": self._options(), "statistics": self.statistics.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], device: str | torch.device = "cpu") -> None:
         """Replace the statistics with those of ``state_dict()``, placed on ``device``."""
@@ -204,15 +192,5 @@ class GramEstimator(Estimator):
                 f"State was saved with options {state['options']}, this estimator has "
                 f"{self._options()}."
             )
-        stats = GramStatistics(regression=self.regression, n=int(state["n"]))
-        if "gram" in state:
-            to = lambda t: torch.as_tensor(t, dtype=torch.float64).to(device)  # noqa: E731
-            stats.gram, stats.cross = to(state["gram"]), to(state["cross"])
-            stats.target_sum = to(state["target_sum"])
-            if self.regression:
-                stats.feature_sum_regression = to(state["feature_sum"])
-                stats.target_sq_regression = to(state["target_sq"])
-            else:
-                stats.encoder = ClassEncoder(state["classes"])
-        self.statistics = stats
+        self.statistics = GramStatistics.from_state_dict(state["statistics"], device)
         self._changed()

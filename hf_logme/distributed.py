@@ -1,0 +1,110 @@
+"""Sum streaming statistics across processes (torch.distributed, as set up by accelerate or torchrun).
+
+Each process folds its shard into its own accumulator; one all-reduce of the D x D + K x D sums
+(plus a small all-gather of the class labels each process saw) gives every process the statistics
+of the whole dataset, so any rank can solve. Works with gloo (CPU) and nccl (GPU) groups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .estimators._labels import ClassEncoder
+from .estimators._statistics import GramStatistics
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group of more than one process."""
+    return (
+        torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_world_size() > 1
+    )
+
+
+def all_reduce_statistics(stats: GramStatistics, group: Any = None) -> GramStatistics:
+    """Statistics summed over all processes of ``group`` (the default group when None).
+
+    Every process must call this, in the same order, even one whose shard was empty. The input is
+    left unchanged; without an initialised multi-process group it is returned as is.
+
+    Raises:
+        ValueError: processes saw features of different dimensions or targets of different kinds.
+    """
+    if not is_distributed():
+        return stats
+    dist = torch.distributed
+    world = dist.get_world_size(group)
+    meta = {
+        "n": stats.n,
+        "dim": stats.dim,
+        "num_targets": stats.num_targets,
+        "regression": stats.regression,
+        "classes": None if stats.regression else list(stats.encoder.classes),
+    }
+    metas: list[dict[str, Any]] = [{} for _ in range(world)]
+    dist.all_gather_object(metas, meta, group=group)
+    dims = {m["dim"] for m in metas if m["dim"] is not None}
+    if len(dims) > 1 or len({m["regression"] for m in metas}) > 1:
+        raise ValueError(
+            f"Processes accumulated incompatible statistics (feature dims {sorted(dims)}, "
+            f"regression flags {[m['regression'] for m in metas]}); all must use the same model, "
+            f"layer and task."
+        )
+    if not dims:
+        return stats
+    dim = dims.pop()
+    device = _reduce_device(stats, group)
+
+    total = GramStatistics(regression=stats.regression, n=sum(m["n"] for m in metas))
+    if stats.regression:
+        counts = {m["num_targets"] for m in metas if m["num_targets"] is not None}
+        if len(counts) > 1:
+            raise ValueError(f"Processes saw different numbers of regression targets: {sorted(counts)}.")
+        num_targets = counts.pop()
+    else:
+        total.encoder = ClassEncoder([c for m in metas for c in (m["classes"] or [])])
+        num_targets = len(total.encoder)
+    local = _aligned(stats, total.encoder, dim, num_targets, device)
+    flat = torch.cat([t.reshape(-1) for t in local])
+    dist.all_reduce(flat, group=group)
+    sizes = [t.numel() for t in local]
+    parts = list(torch.split(flat, sizes))
+    total.gram = parts[0].reshape(dim, dim)
+    total.cross = parts[1].reshape(num_targets, dim)
+    total.target_sum = parts[2]
+    if stats.regression:
+        total.feature_sum_regression, total.target_sq_regression = parts[3], parts[4]
+    return total
+
+
+def _reduce_device(stats: GramStatistics, group: Any) -> torch.device:
+    """nccl reduces CUDA tensors only; gloo takes CPU tensors."""
+    if torch.distributed.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu") if stats.device is None else stats.device
+
+
+def _aligned(
+    stats: GramStatistics, encoder: ClassEncoder, dim: int, num_targets: int, device: torch.device
+) -> list[torch.Tensor]:
+    """This process's sums laid out for the union of targets (zeros for what it never saw)."""
+    zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)  # noqa: E731
+    gram, cross, target_sum = zeros(dim, dim), zeros(num_targets, dim), zeros(num_targets)
+    extra = [zeros(dim), zeros(num_targets)] if stats.regression else []
+    if stats.gram is not None:
+        gram += stats.gram.to(device)
+        if stats.regression:
+            cross += stats.cross.to(device)
+            target_sum += stats.target_sum.to(device)
+            extra[0] += stats.feature_sum_regression.to(device)
+            extra[1] += stats.target_sq_regression.to(device)
+        else:
+            positions = torch.tensor(
+                [encoder.index(c) for c in stats.encoder.classes], device=device
+            )
+            cross.index_add_(0, positions, stats.cross.to(device))
+            target_sum.index_add_(0, positions, stats.target_sum.to(device))
+    return [gram, cross, target_sum, *extra]

@@ -1,0 +1,34 @@
+"""The Space's widget: LogME of pasted feature vectors and labels (the card is README.md)."""
+
+import json
+from pathlib import Path
+
+import evaluate
+import gradio as gr
+
+HERE = Path(__file__).parent
+CARD = (HERE / "README.md").read_text(encoding="utf-8").split("---", 2)[2]
+
+
+def score(config, predictions, references, intercept):
+    metric = evaluate.load(str(HERE / "logme.py"), config)
+    return metric.compute(
+        predictions=json.loads(predictions), references=json.loads(references), intercept=intercept
+    )
+
+
+gr.Interface(
+    fn=score,
+    inputs=[
+        gr.Radio(["default", "regression", "multilabel"], value="default", label="config"),
+        gr.Textbox(
+            label="predictions: JSON list of feature vectors",
+            value="[[1.0, 0.1], [0.9, 0.0], [0.1, 1.0], [0.0, 1.1]]",
+        ),
+        gr.Textbox(label="references: JSON list of labels", value='["cat", "cat", "dog", "dog"]'),
+        gr.Checkbox(label="intercept"),
+    ],
+    outputs=gr.JSON(label="result"),
+    title="LogME",
+    article=CARD,
+).launch()
