@@ -104,7 +104,8 @@ def load_model(
             loaded from ``model.name_or_path``); any ``torch.nn.Module`` with a ``preprocess``
             attribute or a ``processor`` callable mapping a list of raw inputs (strings, PIL
             images, 1-D float arrays) to a tensor or a dict of tensors, whose forward returns
-            (B, D) vectors or (B, T, D) states; or a ``LoadedModel`` (returned as is).
+            (B, D) vectors or (B, T, D) states; a :class:`Checkpoint` from
+            :func:`inspect_checkpoint`; or a ``LoadedModel`` (returned as is).
         processor: the processor for an object ``model``; ignored for ids (loaded with them).
         revision: Hub branch, tag or commit; resolved once to a commit sha so that config,
             weights and processor come from the same commit.
@@ -167,12 +168,12 @@ class Checkpoint:
     """A Hub or local checkpoint whose config has been read but whose weights are not loaded.
 
     Lets a caller learn the modality (and fail on remote code or unknown architectures) before
-    paying for the weights. ``revision`` is resolved to a commit, so the later load reads the
-    same files.
+    paying for the weights. ``revision`` is the commit sha a Hub revision resolved to (None for
+    a local folder), so the later load reads the same files.
     """
 
     model_id: str
-    revision: Any
+    revision: str | None
     config: Any
     modality: str
     trust_remote_code: bool
@@ -195,12 +196,16 @@ def inspect_checkpoint(
     from transformers import AutoConfig, PretrainedConfig
 
     model_id = str(model_id)
-    resolved: Any = revision
+    resolved = None  # local folders have no commit
     if not os.path.isdir(model_id):
         import huggingface_hub
 
         huggingface_hub.utils.validate_repo_id(model_id)
-        resolved = huggingface_hub.resolve_revision(model_id, revision=revision, token=token)
+        # Load everything by commit sha: the same files for config, processor and weights, and
+        # never "main", for which transformers may ask a Space to convert pickle weights.
+        resolved = huggingface_hub.resolve_revision(
+            model_id, revision=revision, token=token
+        ).resolved
     config_dict, _ = PretrainedConfig.get_config_dict(model_id, revision=resolved, token=token)
     _check_remote_code(model_id, config_dict, trust_remote_code)
     try:
@@ -258,7 +263,7 @@ def _load_checkpoint(
         loaded,
         processor=processor,
         model_id=model_id,
-        revision=getattr(checkpoint.revision, "resolved", None),
+        revision=checkpoint.revision,
         device=device,
         dtype=dtype,
         st_config=(st_pooling, st_max_length),
