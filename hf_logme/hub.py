@@ -431,3 +431,61 @@ def _check_search_options(*, task: Any, modality: Any, limit: Any, max_parameter
     if task is not None and (not tasks or not all(isinstance(t, str) and t.strip() for t in tasks)):
         raise ValueError(f"task must be a pipeline tag or a sequence of them, e.g. 'fill-mask'; got {task!r}.")
     return tuple(dict.fromkeys(tasks))
+
+
+def snapshot_is_cached(model_id: str, *, revision: str | None, cache_dir: str | Path | None = None) -> bool:
+    """Whether the Hugging Face cache already holds a snapshot of ``model_id`` at commit ``revision``."""
+    if revision is None:
+        return False
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    root = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    return (root / repo_folder_name(repo_id=model_id, repo_type="model") / "snapshots" / revision).is_dir()
+
+
+def delete_snapshot(model_id: str, *, revision: str | None, cache_dir: str | Path | None = None) -> None:
+    """Delete one downloaded snapshot of ``model_id`` from the cache (``--delete-after``).
+
+    Files shared with another cached revision stay; nothing happens if it is not cached.
+    """
+    from huggingface_hub import scan_cache_dir
+
+    if revision is None:
+        return
+    cache = scan_cache_dir(cache_dir)
+    cached = any(
+        rev.commit_hash == revision
+        for repo in cache.repos
+        if repo.repo_id == model_id and repo.repo_type == "model"
+        for rev in repo.revisions
+    )
+    if cached:
+        cache.delete_revisions(revision).execute()
+        logger.info("Deleted %s@%s from the cache.", model_id, revision[:8])
+
+
+def safetensors_parameter_count(folder: str | Path) -> int | None:
+    """Parameters in a local checkpoint's safetensors weights, read from the file headers only.
+
+    None when the folder has no safetensors weights (the count is informative, never required).
+    """
+    import json
+    import struct
+
+    folder = Path(folder)
+    files = sorted(folder.glob("model*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with file.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                count = 1
+                for size in entry["shape"]:
+                    count *= size
+                total += count
+    return total

@@ -168,7 +168,7 @@ class Ranking:
                 _fmt(row.num_samples),
                 _fmt_seconds(row.extract_s),
                 _fmt_seconds(row.score_s),
-                _fmt_params(row.num_parameters),
+                format_count(row.num_parameters),
                 ("ok (cached)" if row.cached else "ok") if ok else f"skipped: {row.reason}",
             ]
             body.append(cells)
@@ -267,7 +267,8 @@ def _fmt_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def _fmt_params(value: int | None) -> str:
+def format_count(value: int | None) -> str:
+    """``22.7M``-style counts (parameters, downloads) for tables; ``-`` when unknown."""
     if value is None:
         return "-"
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):

@@ -58,6 +58,7 @@ import json
 import re
 import struct
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -304,12 +305,14 @@ class Request:
 @dataclass
 class Failure:
     """An injected failure: requests matching ``method`` and the ``path`` glob get ``status``, or
-    (``truncate=True``, file downloads only) the headers of the full file and half its body."""
+    (``truncate=True``, file downloads only) the headers of the full file and half its body, or
+    (``stall=seconds``) a normal answer after that long: a slow or hanging Hub."""
 
     path: str
     method: str = "GET"
     status: int = 500
     truncate: bool = False
+    stall: float = 0.0
     times: int | None = None  # None: every matching request
     hits: int = 0
 
@@ -422,11 +425,11 @@ class HubServer:
 
     # --- test controls -------------------------------------------------------------------------
     def fail(self, path: str, *, method: str = "GET", status: int = 500, truncate: bool = False,
-             times: int | None = None) -> Failure:
+             stall: float = 0.0, times: int | None = None) -> Failure:
         """Make requests whose decoded path matches the glob ``path`` fail, e.g.
         ``server.fail("/org/m/resolve/*/model.safetensors")``. The client retries 5xx answers to
         API calls with backoff (seconds), but not to file GETs: fail those."""
-        failure = Failure(path, method.upper(), status, truncate, times)
+        failure = Failure(path, method.upper(), status, truncate, stall, times)
         with self.lock:
             self.failures.append(failure)
         return failure
@@ -543,6 +546,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise HubError(411, "The test Hub reads request bodies with a Content-Length only.")
             self._authenticate()
             failure = self._injected_failure()
+            if failure is not None and failure.stall:
+                time.sleep(failure.stall)
+                failure = None
             if failure is not None and not failure.truncate:
                 raise HubError(failure.status, f"Injected failure ({failure.status}) for tests.")
             for method, pattern, name in self.ROUTES:

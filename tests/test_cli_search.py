@@ -65,7 +65,6 @@ def test_nothing_found_exits_1(hub, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--limit", "0"], "limit must be an int >= 1; got 0"),
         (["--task", "fill-mask", "--modality", "text"], "Pass either task=['fill-mask'] or modality='text'"),
         (["--max-parameters", "-5"], "max_parameters must be an int >= 1 or None; got -5"),
     ],
@@ -76,8 +75,15 @@ def test_bad_options_exit_2_with_the_reason(hub, capsys, args, message):
     assert hub.count("/api/models*") == 0
 
 
-def test_unparsable_size_is_an_argparse_error(capsys):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-parameters", "lots"], "expected a count like 110M, 1.5B or 300000; got 'lots'"),
+        (["--limit", "0"], "expected a positive integer; got 0"),
+    ],
+)
+def test_unparsable_values_are_argparse_errors(capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["search", "--max-parameters", "lots"])
+        main(["search", *args])
     assert exit_info.value.code == 2
-    assert "expected a count like 110M, 1.5B or 300000; got 'lots'" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

@@ -83,8 +83,8 @@ class GramEstimator(Estimator):
         super().__init__(regression=regression)
         self.statistics = GramStatistics(regression=self.regression)
 
-    def _options(self) -> dict[str, Any]:
-        """The constructor options that must agree for two instances to merge."""
+    def get_params(self) -> dict[str, Any]:
+        """The constructor options (as keyword arguments); two instances merge only if they agree."""
         return {"regression": self.regression}
 
     def _changed(self) -> None:
@@ -135,10 +135,10 @@ class GramEstimator(Estimator):
                 f"Can only merge {type(self).__name__} with {type(self).__name__}; "
                 f"got {type(other).__name__}."
             )
-        if other._options() != self._options():
+        if other.get_params() != self.get_params():
             raise ValueError(
-                f"Cannot merge {type(self).__name__} with options {other._options()} into one "
-                f"with {self._options()}; create both with the same options."
+                f"Cannot merge {type(self).__name__} with options {other.get_params()} into one "
+                f"with {self.get_params()}; create both with the same options."
             )
         mine, theirs = self.statistics, other.statistics
         if mine.dim is not None and theirs.dim is not None and mine.dim != theirs.dim:
@@ -183,14 +183,14 @@ class GramEstimator(Estimator):
 
     def state_dict(self) -> dict[str, Any]:
         """Options and statistics as plain tensors and lists (for caches and other processes)."""
-        return {"options": self._options(), "statistics": self.statistics.state_dict()}
+        return {"options": self.get_params(), "statistics": self.statistics.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any], device: str | torch.device = "cpu") -> None:
         """Replace the statistics with those of ``state_dict()``, placed on ``device``."""
-        if state["options"] != self._options():
+        if state["options"] != self.get_params():
             raise ValueError(
                 f"State was saved with options {state['options']}, this estimator has "
-                f"{self._options()}."
+                f"{self.get_params()}."
             )
         self.statistics = GramStatistics.from_state_dict(state["statistics"], device)
         self._changed()

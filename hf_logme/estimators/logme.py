@@ -121,7 +121,7 @@ class LogME(GramEstimator):
         self.intercept = bool(intercept)
         self._result: LogMEResult | None = None
 
-    def _options(self) -> dict[str, Any]:
+    def get_params(self) -> dict[str, Any]:
         return {"regression": self.regression, "intercept": self.intercept}
 
     def _changed(self) -> None:

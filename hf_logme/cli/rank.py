@@ -1,0 +1,136 @@
+"""``hf-logme rank``: rank checkpoints for a dataset."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .common import EXIT_NO_RESULT, EXIT_OK, batch_size, positive_int
+
+EPILOG = """\
+examples:
+  hf-logme rank --dataset imdb --split train --max-samples 2000 \\
+      --models distilbert-base-uncased roberta-base --output ranking.json
+  hf-logme rank --dataset reviews.csv --text-column review --label-column score \\
+      --task feature-extraction --limit 10 --plot ranking.png
+
+Exit codes: 0 at least one candidate was scored, 1 none could be scored (or the Hub could not be
+reached), 2 bad arguments or input."""
+
+
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "rank",
+        parents=[common],
+        help="rank checkpoints for a dataset by LogME",
+        description=(
+            "Extract each candidate's features on the dataset, score them, and print the ranking "
+            "(best first). Candidates that fail are listed as skipped, with the reason."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("dataset")
+    data.add_argument("--dataset", required=True,
+                      help="Hub dataset id, a folder written by save_to_disk, or a .csv/.tsv/.json/.jsonl/.parquet file")
+    data.add_argument("--config", help="dataset configuration name (Hub datasets with several)")
+    data.add_argument("--split", help="split to score, e.g. train or 'train[:5000]' (default: the only split)")
+    data.add_argument("--text-column", help="text input column (detected when unambiguous)")
+    data.add_argument("--text-pair-column", help="second text column, for sentence-pair tasks")
+    data.add_argument("--image-column", help="image input column")
+    data.add_argument("--audio-column", help="audio input column")
+    data.add_argument("--label-column", help="label or target column (detected when unambiguous)")
+    data.add_argument("--task-type", default="auto", choices=["auto", "classification", "regression", "multilabel"],
+                      help="what the labels are (default: from the column type)")
+    data.add_argument("--max-samples", type=positive_int, help="score a stratified, seeded subsample of this size")
+    data.add_argument("--seed", type=int, default=0, help="subsample seed (default: 0)")
+
+    which = parser.add_argument_group("candidates: --models, or a Hub search with --task")
+    chosen = which.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--models", nargs="+", metavar="ID_OR_PATH", help="Hub ids or local model folders")
+    chosen.add_argument("--task", help="search the Hub for checkpoints with this pipeline tag, e.g. fill-mask")
+    which.add_argument("--limit", type=positive_int, default=10, help="with --task: how many candidates (default: 10)")
+
+    scoring = parser.add_argument_group("scoring")
+    scoring.add_argument("--method", action="append", metavar="NAME",
+                         help="estimator (repeatable; the first orders the ranking; default: logme)")
+    scoring.add_argument("--intercept", action=argparse.BooleanOptionalAction, default=None,
+                         help="LogME: integrate out a per-target intercept (centred features); "
+                              "default: on for rankings (see the README)")
+    scoring.add_argument("--layers", choices=["last", "best", "mean"], default="last",
+                         help="score the last hidden layer, every layer keeping the best, or their mean")
+    scoring.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean", "pooler", "last", "max"],
+                         help="how token features become one vector (default: what a task head reads)")
+    scoring.add_argument("--max-length", type=positive_int, help="truncate texts to this many tokens")
+
+    running = parser.add_argument_group("running")
+    running.add_argument("--device", default="auto", help="cuda, cuda:1, mps or cpu (default: best available)")
+    running.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                         help="model dtype (default: bfloat16 on GPUs that support it, else float32)")
+    running.add_argument("--batch-size", type=batch_size, default="auto",
+                         help="samples per forward pass, or auto (halved on out-of-memory)")
+    running.add_argument("--token", help="Hub token for private or gated models and datasets")
+    running.add_argument("--trust-remote-code", action="store_true",
+                         help="allow checkpoints whose architecture is code in their repo (runs that code)")
+    running.add_argument("--allow-pickle-weights", action="store_true",
+                         help="also load .bin pickle weights when a repo has no safetensors (runs pickle code)")
+    running.add_argument("--no-cache", action="store_true", help="neither read nor write the statistics cache")
+    running.add_argument("--cache-dir", help="statistics cache folder (default: $HF_HOME/hf_logme)")
+    running.add_argument("--delete-after", action="store_true",
+                         help="delete each checkpoint this run downloaded once it is scored")
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--output", help="write the ranking: .json, .csv or .md")
+    output.add_argument("--plot", help="write a bar chart PNG (needs matplotlib)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import hf_logme
+    from hf_logme.data import load_dataset_source
+
+    dataset = load_dataset_source(args.dataset, config=args.config, split=args.split, token=args.token)
+    methods: dict[str, dict[str, Any]] = {name: {} for name in args.method or ["logme"]}
+    if args.intercept is not None:
+        if "logme" not in methods:
+            raise ValueError("--intercept/--no-intercept is an option of --method logme.")
+        methods["logme"]["intercept"] = args.intercept
+    models: list[Any] = args.models or hf_logme.search_candidates(task=args.task, limit=args.limit, token=args.token)
+    if not models:
+        print("hf-logme rank: the Hub search found no candidates.", file=sys.stderr)
+        return EXIT_NO_RESULT
+    ranking = hf_logme.rank_models(
+        models,
+        dataset,
+        methods=methods,
+        layers=args.layers,
+        split=None,  # load_dataset_source applied --split already
+        text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
+        image_column=args.image_column,
+        audio_column=args.audio_column,
+        label_column=args.label_column,
+        task=args.task_type,
+        pooling=args.pooling,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        max_samples=args.max_samples,
+        seed=args.seed,
+        token=args.token,
+        trust_remote_code=args.trust_remote_code,
+        use_safetensors=not args.allow_pickle_weights,
+        cache=not args.no_cache,
+        cache_dir=args.cache_dir,
+        delete_after=args.delete_after,
+        progress=not args.quiet,
+    )
+    print(ranking)
+    if args.output:
+        print(f"wrote {ranking.save(args.output)}")
+    if args.plot and ranking.scored:
+        print(f"wrote {ranking.plot(args.plot)}")
+    return EXIT_OK if ranking.scored else EXIT_NO_RESULT
+

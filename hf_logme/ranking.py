@@ -1,0 +1,444 @@
+"""Rank candidate checkpoints for a dataset: extract, score, cache, and never let one failure stop the run.
+
+For each candidate, in order: resolve its commit, look up the cache, otherwise download only what
+``from_pretrained`` needs (the next candidate downloads in the background meanwhile), stream its
+features batch by batch into float64 statistics (``N x D`` is never held), store the statistics,
+and score them with every requested method. A candidate that cannot be scored becomes a
+``skipped`` row with the reason; the model is freed before the next one loads.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from .cache import StatisticsCache
+from .estimators import GramEstimator, LogME, get_estimator
+from .estimators._statistics import GramStatistics
+from .results import Ranking, RankingRow
+
+logger = logging.getLogger(__name__)
+
+LayerMode = Literal["last", "best", "mean"]
+LAYER_MODES = ("last", "best", "mean")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One candidate as given: a Hub id (with what search already knows) or a local folder."""
+
+    name: str
+    local: bool
+    sha: str | None = None
+    num_parameters: int | None = None
+
+
+def rank_models(
+    models: Iterable[str | os.PathLike | Any],
+    dataset: Any,
+    *,
+    methods: Sequence[str] | Mapping[str, Mapping[str, Any]] = ("logme",),
+    layers: LayerMode = "last",
+    split: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    image_column: str | None = None,
+    audio_column: str | None = None,
+    label_column: str | None = None,
+    task: str = "auto",
+    pooling: str = "auto",
+    batch_size: int | str = "auto",
+    device: str = "auto",
+    dtype: str = "auto",
+    max_length: int | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+    use_safetensors: bool = True,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+    delete_after: bool = False,
+    progress: bool = True,
+) -> Ranking:
+    """Score every candidate checkpoint on ``dataset`` and rank them, best first.
+
+    Args:
+        models: Hub ids (``"org/name"``), local model folders, or ``Candidate`` objects from
+            :func:`hf_logme.search_candidates`.
+        dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
+        methods: estimator names (``("logme",)``), or a mapping from name to its options, e.g.
+            ``{"logme": {"intercept": True}}``. The first orders the ranking.
+        layers: ``"last"`` scores the last hidden layer; ``"best"`` scores every hidden layer from
+            one forward pass and keeps each model's best; ``"mean"`` scores the average of all
+            hidden layers.
+        split, text_column, text_pair_column, image_column, audio_column, label_column, task,
+            pooling, batch_size, device, dtype, max_length, max_samples, seed: as in
+            :func:`hf_logme.extract_features`; columns are detected when unambiguous.
+        token: Hub token for private or gated models.
+        trust_remote_code: allow checkpoints whose architecture is code in their repo.
+        use_safetensors: False also accepts pickle (``.bin``) weights.
+        cache: reuse and store per-candidate statistics (``--no-cache`` turns it off).
+        cache_dir: where; default ``$HF_HOME/hf_logme``.
+        delete_after: delete each checkpoint downloaded by this run once it is scored.
+        progress: show progress bars.
+
+    Returns:
+        A :class:`Ranking`. Candidates that could not be scored are rows with status
+        ``"skipped"`` and the reason; the run only raises for problems that would affect every
+        candidate (bad options, unknown columns).
+
+    Example:
+        >>> ranking = rank_models(["sentence-transformers/all-MiniLM-L6-v2",
+        ...                        "BAAI/bge-small-en-v1.5"], dataset)  # doctest: +SKIP
+        >>> print(ranking)  # doctest: +SKIP
+    """
+    from .features.columns import check_column, resolve_split
+    from .features.options import resolve_device, resolve_dtype
+    from .features.targets import find_label_column, read_targets
+
+    method_specs = _resolve_methods(methods)
+    if layers not in LAYER_MODES:
+        raise ValueError(f"layers={layers!r} is not one of {LAYER_MODES}.")
+    targets = _as_targets(models)
+    data = resolve_split(dataset, split)
+    # Problems every candidate would hit are raised now, before any model loads.
+    inputs = {
+        "text_column": text_column,
+        "text_pair_column": text_pair_column,
+        "image_column": image_column,
+        "audio_column": audio_column,
+    }
+    for option, column in inputs.items():
+        check_column(data, option, column)
+    label_column = find_label_column(data, label_column)
+    task = read_targets(data, label_column, task).task
+    _check_methods_support(method_specs, task)
+    extract_options = {
+        **inputs,
+        "label_column": label_column,
+        "task": task,
+        "pooling": pooling,
+        "layers": "last" if layers == "last" else "all",
+        "batch_size": batch_size,
+        "device": device,
+        "dtype": dtype,
+        "max_length": max_length,
+        "max_samples": max_samples,
+        "seed": seed,
+        "trust_remote_code": trust_remote_code,
+        "use_safetensors": use_safetensors,
+    }
+    dataset_info = {
+        "name": _dataset_name(data),
+        "fingerprint": getattr(data, "_fingerprint", None),
+        "split": split,
+        "num_rows": len(data),
+        "label_column": label_column,
+        "task": task,
+    }
+    # Everything that changes the statistics, and nothing that does not (device index, batch size).
+    key_base = {
+        "dataset": dataset_info["fingerprint"],
+        "split": split,
+        **inputs,
+        "label_column": label_column,
+        "task": task,
+        "pooling": pooling,
+        "layers": layers,
+        "max_length": max_length,
+        "max_samples": max_samples,
+        "seed": seed,
+        "dtype": str(resolve_dtype(dtype, resolve_device(device))),
+    }
+    store = StatisticsCache(cache_dir, enabled=cache)
+    runner = _Runner(
+        data, extract_options, key_base, store, method_specs, layers, token, delete_after, progress
+    )
+    rows = runner.run(targets)
+    options = {k: v for k, v in extract_options.items() if not k.endswith("_column") and k != "task"}
+    options["layers"] = layers
+    return Ranking(rows, method_specs, dataset_info, options)
+
+
+# --- option checks (before any model loads) ------------------------------------------------------
+
+
+def _resolve_methods(
+    methods: Sequence[str] | Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    specs = dict(methods) if isinstance(methods, Mapping) else {name: {} for name in methods}
+    if not specs:
+        raise ValueError("methods is empty; pass at least one estimator name, e.g. ('logme',).")
+    resolved = {}
+    for name, options in specs.items():
+        cls = get_estimator(name)
+        if not issubclass(cls, GramEstimator):
+            raise ValueError(f"method {name!r} needs raw features; rank_models supports Gram-based estimators.")
+        estimator = cls(**dict(options or {}))  # bad options fail here, before any model loads
+        # Record what is used, defaults included; the task decides ``regression`` per run.
+        resolved[name] = {k: v for k, v in estimator.get_params().items() if k != "regression"}
+    return resolved
+
+
+def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) -> None:
+    if task == "classification":
+        return
+    for name in specs:
+        if not get_estimator(name).supports_regression:
+            raise ValueError(f"method {name!r} cannot score a {task} task; drop it or change task.")
+
+
+def _as_targets(models: Iterable[Any]) -> list[_Target]:
+    if isinstance(models, (str, os.PathLike)):
+        models = [models]
+    targets, seen = [], set()
+    for model in models:
+        if isinstance(model, (str, os.PathLike)):
+            name = os.fspath(model)
+            target = _Target(name, local=Path(name).expanduser().is_dir())
+        elif hasattr(model, "id") and hasattr(model, "sha"):  # a hub.Candidate
+            target = _Target(model.id, False, model.sha, getattr(model, "num_parameters", None))
+        else:
+            raise TypeError(
+                f"models must be Hub ids, local paths or Candidates; got {type(model).__name__}."
+            )
+        if target.name in seen:
+            raise ValueError(f"models lists {target.name!r} twice.")
+        seen.add(target.name)
+        targets.append(target)
+    if not targets:
+        raise ValueError("models is empty; pass Hub ids, local paths, or search_candidates(...).")
+    return targets
+
+
+def _dataset_name(dataset: Any) -> str:
+    info = getattr(dataset, "info", None)
+    return (getattr(info, "dataset_name", None) or getattr(info, "builder_name", None) or "dataset")
+
+
+# --- the per-candidate loop ---------------------------------------------------------------------
+
+
+class _Runner:
+    """Runs the candidates one at a time; owns the prefetch thread and the cache."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        extract_options: dict[str, Any],
+        key_base: dict[str, Any],
+        store: StatisticsCache,
+        methods: dict[str, dict[str, Any]],
+        layers: LayerMode,
+        token: str | bool | None,
+        delete_after: bool,
+        progress: bool,
+    ) -> None:
+        self.dataset = dataset
+        self.extract_options = extract_options
+        self.key_base = key_base
+        self.store = store
+        self.methods = methods
+        self.layers = layers
+        self.token = token
+        self.delete_after = delete_after
+        self.progress = progress
+        self._downloads: dict[str, Future] = {}
+        self._revisions: dict[str, tuple[str | None, int | None]] = {}
+
+    def run(self, targets: list[_Target]) -> list[RankingRow]:
+        from huggingface_hub.utils import tqdm
+
+        rows = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-logme-download") as pool:
+            self._pool = pool
+            bar = tqdm(targets, desc="candidates", unit="model", disable=not self.progress or len(targets) < 2)
+            for index, target in enumerate(bar):
+                bar.set_postfix_str(target.name, refresh=False)
+                if index + 1 < len(targets):
+                    self._prefetch(targets[index + 1])
+                rows.append(self._rank_one(target))
+                _free_memory()
+            for future in self._downloads.values():
+                future.cancel()
+        return rows
+
+    def _key(self, target: _Target, revision: str | None) -> dict[str, Any]:
+        model = target.name if not target.local else str(Path(target.name).resolve())
+        return {**self.key_base, "model": model, "revision": revision}
+
+    def _resolve(self, target: _Target) -> tuple[str | None, int | None]:
+        """(commit sha, parameter count) of a Hub candidate; local folders have no commit."""
+        if target.local:
+            return None, target.num_parameters
+        if target.name.startswith((".", "/", "~")) or target.name.count("/") > 1:
+            raise FileNotFoundError(f"{target.name!r} is not a model folder (and not a Hub id).")
+        if target.name not in self._revisions:
+            if target.sha is not None:
+                self._revisions[target.name] = (target.sha, target.num_parameters)
+            else:
+                from .hub import resolve_candidate
+
+                candidate = resolve_candidate(target.name, token=self.token)
+                self._revisions[target.name] = (candidate.sha, candidate.num_parameters)
+        return self._revisions[target.name]
+
+    def _prefetch(self, target: _Target) -> None:
+        """Start downloading the next Hub candidate unless it is cached (errors surface later)."""
+        if target.local or target.name in self._downloads:
+            return
+        try:
+            revision, _ = self._resolve(target)
+        except Exception:  # reported when its turn comes
+            return
+        if self.store.get(self._key(target, revision)) is None:
+            self._downloads[target.name] = self._pool.submit(self._download, target.name, revision)
+
+    def _download(self, model_id: str, revision: str | None) -> tuple[Path, bool]:
+        from .hub import download_candidate, snapshot_is_cached
+
+        was_cached = snapshot_is_cached(model_id, revision=revision)
+        path = download_candidate(
+            model_id,
+            revision=revision,
+            token=self.token,
+            use_safetensors=self.extract_options["use_safetensors"],
+        )
+        return path, not was_cached
+
+    def _rank_one(self, target: _Target) -> RankingRow:
+        downloaded: tuple[Path, bool] | None = None
+        revision = None
+        try:
+            revision, num_parameters = self._resolve(target)
+            key = self._key(target, revision)
+            entry = self.store.get(key)
+            cached = entry is not None
+            if entry is None:
+                source: str | Path = target.name
+                if not target.local:
+                    future = self._downloads.pop(target.name, None)
+                    if future is None:
+                        future = self._pool.submit(self._download, target.name, revision)
+                    downloaded = future.result()
+                    source = downloaded[0]
+                entry = self._extract(source, target.name, revision)
+                self.store.put(key, entry)
+            statistics = {
+                layer: GramStatistics.from_state_dict(state)
+                for layer, state in entry["statistics"].items()
+            }
+            meta = entry["meta"]
+            start = time.perf_counter()
+            scores, best_layer, layer_scores = self._score(statistics)
+            layer = best_layer if best_layer is not None else next(iter(statistics))
+            return RankingRow(
+                model=target.name,
+                status="ok",
+                score=scores[next(iter(self.methods))],
+                scores=scores,
+                revision=revision or meta.get("revision"),
+                best_layer=best_layer,
+                layer_scores=layer_scores,
+                dim=statistics[layer].dim,
+                num_samples=meta["num_samples"],
+                extract_s=meta["extract_s"],
+                score_s=time.perf_counter() - start,
+                num_parameters=num_parameters or meta.get("num_parameters"),
+                cached=cached,
+            )
+        except Exception as err:  # one candidate never stops the run
+            logger.warning("Skipping %s: %s", target.name, _reason(err))
+            logger.debug("Traceback for %s", target.name, exc_info=True)
+            return RankingRow(model=target.name, status="skipped", revision=revision, reason=_reason(err))
+        finally:
+            if self.delete_after and downloaded is not None and downloaded[1]:
+                from .hub import delete_snapshot
+
+                delete_snapshot(target.name, revision=revision)
+
+    def _extract(self, source: str | Path, name: str, revision: str | None) -> dict[str, Any]:
+        """Stream features into per-layer statistics; returns the cache entry."""
+        from .features import extract_features
+        from .hub import safetensors_parameter_count
+
+        accumulators: dict[int | str, LogME] = {}
+        regression = self.extract_options["task"] != "classification"
+
+        def on_batch(features: torch.Tensor | dict[int, torch.Tensor], labels: Any) -> None:
+            if self.layers == "mean":
+                features = {"mean": torch.stack(list(features.values())).float().mean(0)}
+            elif not isinstance(features, dict):
+                features = {"last": features}
+            for layer, batch in features.items():
+                if layer not in accumulators:
+                    accumulators[layer] = LogME(regression=regression)
+                accumulators[layer].update(batch, labels)
+
+        start = time.perf_counter()
+        result = extract_features(
+            source,
+            self.dataset,
+            **self.extract_options,
+            token=self.token,
+            on_batch=on_batch,
+            return_features=False,
+            progress=self.progress,
+        )
+        return {
+            "statistics": {layer: acc.statistics.state_dict() for layer, acc in accumulators.items()},
+            "meta": {
+                "num_samples": result.num_samples,
+                "extract_s": time.perf_counter() - start,
+                "pooling": result.pooling,
+                "revision": result.revision or revision,
+                "num_parameters": safetensors_parameter_count(source) if Path(source).is_dir() else None,
+                "model": name,
+            },
+        }
+
+    def _score(
+        self, statistics: dict[int | str, GramStatistics]
+    ) -> tuple[dict[str, float], int | None, dict[int, float] | None]:
+        """Each method's score (its best layer's with layers='best') and the primary's layers."""
+        scores: dict[str, float] = {}
+        primary_layers: dict[Any, float] = {}
+        for index, (name, options) in enumerate(self.methods.items()):
+            per_layer = {}
+            for layer, stats in statistics.items():
+                estimator = get_estimator(name)(regression=stats.regression, **options)
+                estimator.statistics = stats
+                per_layer[layer] = estimator.compute()
+            if index == 0:
+                primary_layers = per_layer
+            scores[name] = max(per_layer.values())
+        if self.layers != "best":
+            return scores, None, None
+        best_layer = max(primary_layers, key=primary_layers.get)
+        return scores, int(best_layer), {int(k): v for k, v in primary_layers.items()}
+
+
+def _reason(err: BaseException) -> str:
+    """A one-line reason for a skipped row: the error class and its first line."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, torch.OutOfMemoryError):
+        message = "out of memory (try a smaller --batch-size or --max-length)"
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,97 @@
+"""`hf-logme rank` end to end, in a subprocess talking to the local Hub."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hub_fixtures import REVIEWS
+
+
+@pytest.fixture
+def reviews_csv(tmp_path):
+    path = tmp_path / "reviews.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([("review", "score"), *((t, "great" if y else "other") for t, y in REVIEWS)])
+    return path
+
+
+def run_cli(args, env, **kwargs):
+    return subprocess.run([sys.executable, "-m", "hf_logme.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=300, **kwargs)
+
+
+def test_rank_prints_writes_and_explains_skips(hub, hub_env, reviews_csv, tmp_path):
+    pytest.importorskip("matplotlib")
+    out, plot = tmp_path / "ranking.json", tmp_path / "ranking.png"
+    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "broken/gated",
+                      "broken/pickle-only", "acme/bert-small", "--output", str(out), "--plot", str(plot),
+                      "--cache-dir", str(tmp_path / "cache"), "-q"], hub_env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["rank", "model", "logme"]
+    assert {lines[1].split()[1], lines[2].split()[1]} == {"acme/bert-tiny", "acme/bert-small"}
+    assert "skipped: GatedRepoError" in result.stdout and "use_safetensors=False" in result.stdout
+    data = json.loads(out.read_text())
+    assert [row["status"] for row in data["rows"]] == ["ok", "ok", "skipped", "skipped"]
+    assert data["dataset"]["label_column"] == "score" and data["methods"] == {"logme": {"intercept": False}}
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rank_exit_code_is_1_when_nothing_could_be_scored(hub, hub_env, reviews_csv, tmp_path):
+    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "broken/gated", "nobody/missing",
+                      "--no-cache", "-q"], hub_env)
+    assert result.returncode == 1
+    assert "RepositoryNotFoundError" in result.stdout
+
+
+def test_rank_bad_arguments_exit_2_with_the_reason(hub, hub_env, reviews_csv):
+    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny",
+                      "--label-column", "stars"], hub_env)
+    assert result.returncode == 2
+    assert "label_column='stars' is not a column" in result.stderr
+    assert run_cli(["rank", "--dataset", str(reviews_csv)], hub_env).returncode == 2  # no --models/--task
+
+
+def test_rank_searches_the_hub_with_task(hub, hub_env, reviews_csv, tmp_path):
+    result = run_cli(["rank", "--dataset", str(reviews_csv), "--task", "fill-mask", "--limit", "2",
+                      "--output", str(tmp_path / "r.csv"), "-q", "--no-cache"], hub_env)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [row["model"] for row in rows] and all(row["status"] == "ok" for row in rows)
+    assert len(rows) == 2
+
+
+def test_rank_dataset_from_the_hub(hub, hub_env, tmp_path):
+    result = run_cli(["rank", "--dataset", "acme/tiny-reviews", "--split", "train", "--models", "acme/bert-tiny",
+                      "-q", "--no-cache"], hub_env)
+    assert result.returncode == 0, result.stderr
+    assert "acme/bert-tiny" in result.stdout.splitlines()[1]
+
+
+def test_a_killed_run_resumes_from_the_cache(hub, hub_env, reviews_csv, tmp_path):
+    cache = tmp_path / "cache"
+    hub.fail("/acme/bert-medium/resolve/*/model.safetensors", stall=60)  # hangs on the third candidate
+    args = ["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "acme/bert-small",
+            "acme/bert-medium", "--cache-dir", str(cache), "-q"]
+    process = subprocess.Popen([sys.executable, "-m", "hf_logme.cli", *args], env=hub_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list((cache / "statistics").glob("*.pt"))) < 2:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the first two candidates were not cached in time"
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    hub.reset()  # the Hub is healthy again
+    result = run_cli(args + ["--output", str(tmp_path / "r.json")], hub_env)
+    assert result.returncode == 0, result.stderr
+    cached = {row["model"]: row["cached"] for row in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert cached == {"acme/bert-tiny": True, "acme/bert-small": True, "acme/bert-medium": False}
+    assert not list((cache / "statistics").glob("*.tmp"))
