@@ -25,8 +25,9 @@ def local_models(tmp_path_factory):
     }
 
 
-def one_shot(model, dataset, *, intercept=False, layers="last"):
-    """LogME of features extracted in one piece, then scored in one call: an independent path."""
+def one_shot(model, dataset, *, intercept=True, layers="last"):
+    """LogME of features extracted in one piece, then scored in one call: an independent path.
+    (Rankings use LogME with ``intercept=True`` unless told otherwise.)"""
     out = hf_logme.extract_features(model, dataset, layers=layers, progress=False)
     if layers == "last":
         return hf_logme.logme(out.features, out.labels, intercept=intercept)
@@ -60,17 +61,18 @@ def test_best_layer_and_mean_of_layers(reviews, local_models, tmp_path):
     mean = rank_models([deep], reviews, layers="mean", cache_dir=tmp_path, progress=False).rows[0]
     out = hf_logme.extract_features(deep, reviews, layers="all", progress=False)
     averaged = sum(out.features.values()) / len(out.features)
-    assert mean.score == pytest.approx(hf_logme.logme(averaged, out.labels), rel=1e-6)
+    assert mean.score == pytest.approx(hf_logme.logme(averaged, out.labels, intercept=True), rel=1e-6)
     assert mean.best_layer is None
 
 
 def test_cache_is_reused_across_scoring_options_and_bypassed_on_request(reviews, local_models, tmp_path):
     models = list(local_models.values())
     first = rank_models(models, reviews, cache_dir=tmp_path, progress=False)
-    again = rank_models(models, reviews, cache_dir=tmp_path, progress=False, methods={"logme": {"intercept": True}})
-    assert all(row.cached for row in again.rows)
-    for row in again.rows:
-        assert row.score == pytest.approx(one_shot(row.model, reviews, intercept=True), rel=1e-9)
+    paper = rank_models(models, reviews, cache_dir=tmp_path, progress=False, methods={"logme": {"intercept": False}})
+    assert paper.methods == {"logme": {"intercept": False}} and first.methods == {"logme": {"intercept": True}}
+    assert all(row.cached for row in paper.rows)
+    for row in paper.rows:
+        assert row.score == pytest.approx(one_shot(row.model, reviews, intercept=False), rel=1e-9)
     fresh = rank_models(models, reviews, cache_dir=tmp_path, progress=False, cache=False)
     assert not any(row.cached for row in fresh.rows)
     assert [r.score for r in fresh.rows] == pytest.approx([r.score for r in first.rows], rel=1e-12)
@@ -98,7 +100,8 @@ def test_regression_targets(local_models, tmp_path):
     ranking = rank_models([local_models["small"]], data, label_column="rating", cache_dir=tmp_path, progress=False)
     out = hf_logme.extract_features(local_models["small"], data, label_column="rating", progress=False)
     assert ranking.dataset["task"] == "regression"
-    assert ranking.rows[0].score == pytest.approx(hf_logme.logme(out.features, out.labels, regression=True), rel=1e-9)
+    expected = hf_logme.logme(out.features, out.labels, regression=True, intercept=True)
+    assert ranking.rows[0].score == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize(
