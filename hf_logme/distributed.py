@@ -1,18 +1,27 @@
-"""Sum streaming statistics across processes (torch.distributed, as set up by accelerate or torchrun).
+"""Several processes, one result: the process group, and statistics summed across it.
 
-Each process folds its shard into its own accumulator; one all-reduce of the D x D + K x D sums
-(plus a small all-gather of the class labels each process saw) gives every process the statistics
-of the whole dataset, so any rank can solve. Works with gloo (CPU) and nccl (GPU) groups.
+``accelerate launch`` (or ``torchrun``) starts one process per device and sets ``WORLD_SIZE``,
+``RANK`` and ``LOCAL_RANK``; :func:`init_from_env` joins them into a process group (through
+accelerate when it is installed). Each process folds its shard into its own accumulator; one
+all-reduce of the D x D + K x D sums (plus a small all-gather of the class labels each process
+saw) gives every process the statistics of the whole dataset. Works with gloo (CPU) and nccl (GPU).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 
 from .estimators._labels import ClassEncoder
 from .estimators._statistics import GramStatistics
+
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def is_distributed() -> bool:
@@ -22,6 +31,75 @@ def is_distributed() -> bool:
         and torch.distributed.is_initialized()
         and torch.distributed.get_world_size() > 1
     )
+
+
+def init_from_env() -> bool:
+    """Join the process group that ``accelerate launch`` / ``torchrun`` describe in the environment.
+
+    A no-op for a single process or an already initialised group. Returns ``is_distributed()``.
+    """
+    if is_distributed() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return is_distributed()
+    try:
+        from accelerate import PartialState
+
+        PartialState()  # picks the backend (nccl on GPUs, gloo on CPUs) and the local device
+    except ImportError:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    logger.info("Process %d of %d.", torch.distributed.get_rank(), torch.distributed.get_world_size())
+    return is_distributed()
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(this process's rank, number of processes); (0, 1) outside a process group."""
+    if not is_distributed():
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+def local_device() -> str:
+    """The accelerator of this process (``cuda:LOCAL_RANK``), or ``cpu``."""
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu"
+
+
+def broadcast(value: T, src: int = 0) -> T:
+    """``value`` as process ``src`` holds it, on every process (any picklable object)."""
+    if not is_distributed():
+        return value
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather(value: T) -> list[T]:
+    """Every process's ``value``, in rank order, on every process."""
+    if not is_distributed():
+        return [value]
+    values: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(values, value)
+    return values
+
+
+def on_main_first(fn: Callable[[], T]) -> T:
+    """Run ``fn`` on process 0 first, then on the others (e.g. a download the others then find
+    in the shared cache). Every process must call it."""
+    rank, _ = rank_and_world()
+    if not is_distributed():
+        return fn()
+    result, error = None, None
+    if rank == 0:
+        try:
+            result = fn()
+        except Exception as err:  # re-raised after the barrier, which every process must reach
+            error = err
+    torch.distributed.barrier()
+    if rank != 0:
+        return fn()
+    if error is not None:
+        raise error
+    return result
 
 
 def all_reduce_statistics(stats: GramStatistics, group: Any = None) -> GramStatistics:

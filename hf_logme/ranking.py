@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from . import distributed
 from .cache import StatisticsCache
 from .estimators import GramEstimator, LogME, get_estimator
 from .estimators._statistics import GramStatistics
@@ -39,7 +40,7 @@ RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True}}
 
 
 @dataclass(frozen=True)
-class _Target:
+class _Model:
     """One candidate as given: a Hub id (with what search already knows) or a local folder."""
 
     name: str
@@ -74,6 +75,7 @@ def rank_models(
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
     delete_after: bool = False,
+    distribute: Literal["auto", "samples", "candidates"] = "auto",
     progress: bool = True,
 ) -> Ranking:
     """Score every candidate checkpoint on ``dataset`` and rank them, best first.
@@ -97,6 +99,11 @@ def rank_models(
         cache: reuse and store per-candidate statistics (``--no-cache`` turns it off).
         cache_dir: where; default ``$HF_HOME/hf_logme``.
         delete_after: delete each checkpoint downloaded by this run once it is scored.
+        distribute: under ``accelerate launch`` / ``torchrun`` (several processes): "samples"
+            gives every process a shard of the rows of every candidate and sums the statistics;
+            "candidates" gives each process whole candidates; "auto" spreads candidates when
+            there are at least as many as processes, else samples. Every process returns the
+            same ranking. Ignored in a single process.
         progress: show progress bars.
 
     Returns:
@@ -116,7 +123,7 @@ def rank_models(
     method_specs = _resolve_methods(methods)
     if layers not in LAYER_MODES:
         raise ValueError(f"layers={layers!r} is not one of {LAYER_MODES}.")
-    targets = _as_targets(models)
+    candidates = _as_models(models)
     data = resolve_split(dataset, split)
     # Problems every candidate would hit are raised now, before any model loads.
     inputs = {
@@ -130,6 +137,12 @@ def rank_models(
     label_column = find_label_column(data, label_column)
     task = read_targets(data, label_column, task).task
     _check_methods_support(method_specs, task)
+    if distribute not in ("auto", "samples", "candidates"):
+        raise ValueError(f"distribute={distribute!r} is not one of ('auto', 'samples', 'candidates').")
+    distributed.init_from_env()
+    rank, world = distributed.rank_and_world()
+    if world > 1 and device == "auto":
+        device = distributed.local_device()
     extract_options = {
         **inputs,
         "label_column": label_column,
@@ -155,26 +168,30 @@ def rank_models(
     }
     # Everything that changes the statistics, and nothing that does not (device index, batch size).
     key_base = {
-        "dataset": dataset_info["fingerprint"],
-        "split": split,
-        **inputs,
-        "label_column": label_column,
-        "task": task,
-        "pooling": pooling,
+        **{k: v for k, v in dataset_info.items() if k not in ("name", "num_rows")},
+        **{k: extract_options[k] for k in (*inputs, "pooling", "max_length", "max_samples", "seed")},
         "layers": layers,
-        "max_length": max_length,
-        "max_samples": max_samples,
-        "seed": seed,
         "dtype": str(resolve_dtype(dtype, resolve_device(device))),
     }
     store = StatisticsCache(cache_dir, enabled=cache)
-    runner = _Runner(
-        data, extract_options, key_base, store, method_specs, layers, token, delete_after, progress
-    )
-    rows = runner.run(targets)
+    mode = "single" if world == 1 else distribute
+    if mode == "auto":
+        mode = "candidates" if len(candidates) >= world else "samples"
+    if mode == "samples":
+        # Each process runs every world-th batch of the batches one process would run.
+        runner = _Runner(data, {**extract_options, "shard": (rank, world)}, key_base, store, method_specs,
+                         layers, token, delete_after, progress, collective=True)
+        ranked = runner.run(candidates)
+    else:
+        mine = candidates[rank::world]
+        runner = _Runner(data, extract_options, key_base, store, method_specs, layers, token,
+                         delete_after, progress and rank == 0)
+        ranked = [row for rows_of_rank in distributed.gather(runner.run(mine)) for row in rows_of_rank]
     options = {k: v for k, v in extract_options.items() if not k.endswith("_column") and k != "task"}
     options["layers"] = layers
-    return Ranking(rows, method_specs, dataset_info, options)
+    if world > 1:
+        options["distribute"] = mode
+    return Ranking(ranked, method_specs, dataset_info, options)
 
 
 # --- option checks (before any model loads) ------------------------------------------------------
@@ -208,27 +225,27 @@ def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) ->
             raise ValueError(f"method {name!r} cannot score a {task} task; drop it or change task.")
 
 
-def _as_targets(models: Iterable[Any]) -> list[_Target]:
+def _as_models(models: Iterable[Any]) -> list[_Model]:
     if isinstance(models, (str, os.PathLike)):
         models = [models]
-    targets, seen = [], set()
-    for model in models:
-        if isinstance(model, (str, os.PathLike)):
-            name = os.fspath(model)
-            target = _Target(name, local=Path(name).expanduser().is_dir())
-        elif hasattr(model, "id") and hasattr(model, "sha"):  # a hub.Candidate
-            target = _Target(model.id, False, model.sha, getattr(model, "num_parameters", None))
+    candidates, seen = [], set()
+    for given in models:
+        if isinstance(given, (str, os.PathLike)):
+            name = os.fspath(given)
+            model = _Model(name, local=Path(name).expanduser().is_dir())
+        elif hasattr(given, "id") and hasattr(given, "sha"):  # a hub.Candidate
+            model = _Model(given.id, False, given.sha, getattr(given, "num_parameters", None))
         else:
             raise TypeError(
-                f"models must be Hub ids, local paths or Candidates; got {type(model).__name__}."
+                f"models must be Hub ids, local paths or Candidates; got {type(given).__name__}."
             )
-        if target.name in seen:
-            raise ValueError(f"models lists {target.name!r} twice.")
-        seen.add(target.name)
-        targets.append(target)
-    if not targets:
+        if model.name in seen:
+            raise ValueError(f"models lists {model.name!r} twice.")
+        seen.add(model.name)
+        candidates.append(model)
+    if not candidates:
         raise ValueError("models is empty; pass Hub ids, local paths, or search_candidates(...).")
-    return targets
+    return candidates
 
 
 def _dataset_name(dataset: Any) -> str:
@@ -239,8 +256,20 @@ def _dataset_name(dataset: Any) -> str:
 # --- the per-candidate loop ---------------------------------------------------------------------
 
 
+class _Skip(Exception):
+    """A candidate every process agreed to skip (the reason comes from whichever failed)."""
+
+
 class _Runner:
-    """Runs the candidates one at a time; owns the prefetch thread and the cache."""
+    """Runs the candidates one at a time; owns the prefetch thread and the cache.
+
+    With ``collective=True`` every process of a process group runs every candidate on its own
+    shard of the rows: process 0 decides what the cache holds, all processes extract, their
+    statistics are summed, process 0 scores and every process returns the same rows. Every
+    collective call is reached by every process whatever fails, so a failure skips the candidate
+    everywhere instead of hanging the group. Single-process runs take the same path, whose
+    collectives are then no-ops.
+    """
 
     def __init__(
         self,
@@ -253,6 +282,7 @@ class _Runner:
         token: str | bool | None,
         delete_after: bool,
         progress: bool,
+        collective: bool = False,
     ) -> None:
         self.dataset = dataset
         self.extract_options = extract_options
@@ -262,57 +292,130 @@ class _Runner:
         self.layers = layers
         self.token = token
         self.delete_after = delete_after
-        self.progress = progress
+        self.collective = collective
+        self.rank = distributed.rank_and_world()[0] if collective else 0
+        self.progress = progress and self.rank == 0
         self._downloads: dict[str, Future] = {}
         self._revisions: dict[str, tuple[str | None, int | None]] = {}
 
-    def run(self, targets: list[_Target]) -> list[RankingRow]:
+    def run(self, candidates: list[_Model]) -> list[RankingRow]:
         from huggingface_hub.utils import tqdm
 
         rows = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-logme-download") as pool:
             self._pool = pool
-            bar = tqdm(targets, desc="candidates", unit="model", disable=not self.progress or len(targets) < 2)
-            for index, target in enumerate(bar):
-                bar.set_postfix_str(target.name, refresh=False)
-                if index + 1 < len(targets):
-                    self._prefetch(targets[index + 1])
-                rows.append(self._rank_one(target))
+            bar = tqdm(candidates, desc="candidates", unit="model", disable=not self.progress or len(candidates) < 2)
+            for index, model in enumerate(bar):
+                bar.set_postfix_str(model.name, refresh=False)
+                if index + 1 < len(candidates) and self.rank == 0:
+                    self._prefetch(candidates[index + 1])
+                rows.append(self._rank_one(model))
                 _free_memory()
             for future in self._downloads.values():
                 future.cancel()
         return rows
 
-    def _key(self, target: _Target, revision: str | None) -> dict[str, Any]:
-        model = target.name if not target.local else str(Path(target.name).resolve())
+    # --- collectives (identities unless collective) ---------------------------------------------
+
+    def _decided_by_first(self, fn: Any) -> Any:
+        """``fn()`` computed by process 0 (its exception, if any, raised on every process)."""
+        value = error = None
+        if self.rank == 0:
+            try:
+                value = fn()
+            except Exception as err:  # every process must reach the broadcast
+                error = _reason(err)
+        if self.collective:
+            value, error = distributed.broadcast((value, error))
+        if error is not None:
+            raise _Skip(error)
+        return value
+
+    def _agree_all_succeeded(self, error: str | None) -> None:
+        errors = distributed.gather(error) if self.collective else [error]
+        failed = [e for e in errors if e is not None]
+        if failed:
+            raise _Skip(failed[0])
+
+    # --- one candidate -------------------------------------------------------------------------
+
+    def _rank_one(self, model: _Model) -> RankingRow:
+        downloaded: tuple[Path, bool] | None = None
+        revision = None
+        try:
+            revision, num_parameters = self._decided_by_first(lambda: self._resolve(model))
+            key = self._key(model, revision)
+            cached = self._decided_by_first(lambda: self.store.get(key) is not None)
+            if cached:
+                entry = self.store.get(key) if self.rank == 0 else None
+            else:
+                entry = error = None
+                try:
+                    source, downloaded = self._source(model, revision)
+                    entry = self._extract(source, model.name, revision)
+                except Exception as err:
+                    error = _reason(err)
+                    logger.debug("Traceback for %s", model.name, exc_info=True)
+                self._agree_all_succeeded(error)
+                if self.collective:
+                    entry = _summed(entry, regression=self.extract_options["task"] != "classification")
+                if self.rank == 0:
+                    _store(self.store, key, entry)
+            row = self._decided_by_first(lambda: self._row(model, entry, revision, num_parameters, cached))
+        except _Skip as skip:
+            logger.warning("Skipping %s: %s", model.name, skip)
+            row = RankingRow(model=model.name, status="skipped", revision=revision, reason=str(skip))
+        finally:
+            if self.delete_after and downloaded is not None and downloaded[1] and _node_main():
+                from .hub import delete_snapshot
+
+                delete_snapshot(model.name, revision=revision)
+        return row
+
+    def _key(self, model: _Model, revision: str | None) -> dict[str, Any]:
+        model = model.name if not model.local else str(Path(model.name).resolve())
         return {**self.key_base, "model": model, "revision": revision}
 
-    def _resolve(self, target: _Target) -> tuple[str | None, int | None]:
+    def _resolve(self, model: _Model) -> tuple[str | None, int | None]:
         """(commit sha, parameter count) of a Hub candidate; local folders have no commit."""
-        if target.local:
-            return None, target.num_parameters
-        if target.name.startswith((".", "/", "~")) or target.name.count("/") > 1:
-            raise FileNotFoundError(f"{target.name!r} is not a model folder (and not a Hub id).")
-        if target.name not in self._revisions:
-            if target.sha is not None:
-                self._revisions[target.name] = (target.sha, target.num_parameters)
+        if model.local:
+            return None, model.num_parameters
+        if model.name.startswith((".", "/", "~")) or model.name.count("/") > 1:
+            raise FileNotFoundError(f"{model.name!r} is not a model folder (and not a Hub id).")
+        if model.name not in self._revisions:
+            if model.sha is not None:
+                self._revisions[model.name] = (model.sha, model.num_parameters)
             else:
                 from .hub import resolve_candidate
 
-                candidate = resolve_candidate(target.name, token=self.token)
-                self._revisions[target.name] = (candidate.sha, candidate.num_parameters)
-        return self._revisions[target.name]
+                candidate = resolve_candidate(model.name, token=self.token)
+                self._revisions[model.name] = (candidate.sha, candidate.num_parameters)
+        return self._revisions[model.name]
 
-    def _prefetch(self, target: _Target) -> None:
+    def _prefetch(self, model: _Model) -> None:
         """Start downloading the next Hub candidate unless it is cached (errors surface later)."""
-        if target.local or target.name in self._downloads:
+        if model.local or model.name in self._downloads:
             return
         try:
-            revision, _ = self._resolve(target)
+            revision, _ = self._resolve(model)
         except Exception:  # reported when its turn comes
             return
-        if self.store.get(self._key(target, revision)) is None:
-            self._downloads[target.name] = self._pool.submit(self._download, target.name, revision)
+        if self.store.get(self._key(model, revision)) is None:
+            self._downloads[model.name] = self._pool.submit(self._download, model.name, revision)
+
+    def _source(self, model: _Model, revision: str | None) -> tuple[str | Path, tuple[Path, bool] | None]:
+        """The folder to load: a local one, or the downloaded snapshot (process 0 downloads first)."""
+        if model.local:
+            return model.name, None
+
+        def fetch() -> tuple[Path, bool]:
+            future = self._downloads.pop(model.name, None)
+            if future is None:
+                future = self._pool.submit(self._download, model.name, revision)
+            return future.result()
+
+        downloaded = distributed.on_main_first(fetch) if self.collective else fetch()
+        return downloaded[0], downloaded
 
     def _download(self, model_id: str, revision: str | None) -> tuple[Path, bool]:
         from .hub import download_candidate, snapshot_is_cached
@@ -325,57 +428,6 @@ class _Runner:
             use_safetensors=self.extract_options["use_safetensors"],
         )
         return path, not was_cached
-
-    def _rank_one(self, target: _Target) -> RankingRow:
-        downloaded: tuple[Path, bool] | None = None
-        revision = None
-        try:
-            revision, num_parameters = self._resolve(target)
-            key = self._key(target, revision)
-            entry = self.store.get(key)
-            cached = entry is not None
-            if entry is None:
-                source: str | Path = target.name
-                if not target.local:
-                    future = self._downloads.pop(target.name, None)
-                    if future is None:
-                        future = self._pool.submit(self._download, target.name, revision)
-                    downloaded = future.result()
-                    source = downloaded[0]
-                entry = self._extract(source, target.name, revision)
-                self.store.put(key, entry)
-            statistics = {
-                layer: GramStatistics.from_state_dict(state)
-                for layer, state in entry["statistics"].items()
-            }
-            meta = entry["meta"]
-            start = time.perf_counter()
-            scores, best_layer, layer_scores = self._score(statistics)
-            layer = best_layer if best_layer is not None else next(iter(statistics))
-            return RankingRow(
-                model=target.name,
-                status="ok",
-                score=scores[next(iter(self.methods))],
-                scores=scores,
-                revision=revision or meta.get("revision"),
-                best_layer=best_layer,
-                layer_scores=layer_scores,
-                dim=statistics[layer].dim,
-                num_samples=meta["num_samples"],
-                extract_s=meta["extract_s"],
-                score_s=time.perf_counter() - start,
-                num_parameters=num_parameters or meta.get("num_parameters"),
-                cached=cached,
-            )
-        except Exception as err:  # one candidate never stops the run
-            logger.warning("Skipping %s: %s", target.name, _reason(err))
-            logger.debug("Traceback for %s", target.name, exc_info=True)
-            return RankingRow(model=target.name, status="skipped", revision=revision, reason=_reason(err))
-        finally:
-            if self.delete_after and downloaded is not None and downloaded[1]:
-                from .hub import delete_snapshot
-
-                delete_snapshot(target.name, revision=revision)
 
     def _extract(self, source: str | Path, name: str, revision: str | None) -> dict[str, Any]:
         """Stream features into per-layer statistics; returns the cache entry."""
@@ -417,6 +469,32 @@ class _Runner:
             },
         }
 
+    def _row(
+        self, model: _Model, entry: dict[str, Any], revision: str | None, num_parameters: int | None, cached: bool
+    ) -> RankingRow:
+        statistics = {
+            layer: GramStatistics.from_state_dict(state) for layer, state in entry["statistics"].items()
+        }
+        meta = entry["meta"]
+        start = time.perf_counter()
+        scores, best_layer, layer_scores = self._score(statistics)
+        layer = best_layer if best_layer is not None else next(iter(statistics))
+        return RankingRow(
+            model=model.name,
+            status="ok",
+            score=scores[next(iter(self.methods))],
+            scores=scores,
+            revision=revision or meta.get("revision"),
+            best_layer=best_layer,
+            layer_scores=layer_scores,
+            dim=statistics[layer].dim,
+            num_samples=meta["num_samples"],
+            extract_s=meta["extract_s"],
+            score_s=time.perf_counter() - start,
+            num_parameters=num_parameters or meta.get("num_parameters"),
+            cached=cached,
+        )
+
     def _score(
         self, statistics: dict[int | str, GramStatistics]
     ) -> tuple[dict[str, float], int | None, dict[int, float] | None]:
@@ -436,6 +514,34 @@ class _Runner:
             return scores, None, None
         best_layer = max(primary_layers, key=primary_layers.get)
         return scores, int(best_layer), {int(k): v for k, v in primary_layers.items()}
+
+
+def _summed(entry: dict[str, Any], regression: bool) -> dict[str, Any]:
+    """This process's cache entry with every layer's statistics summed over all processes
+    (a process whose shard was empty contributes nothing)."""
+    layers = sorted({layer for keys in distributed.gather(list(entry["statistics"])) for layer in keys}, key=str)
+    statistics = {}
+    for layer in layers:
+        state = entry["statistics"].get(layer)
+        local = GramStatistics.from_state_dict(state) if state else GramStatistics(regression=regression)
+        statistics[layer] = distributed.all_reduce_statistics(local).state_dict()
+    meta = dict(entry["meta"])
+    meta["num_samples"] = statistics[layers[0]]["n"]
+    meta["extract_s"] = max(distributed.gather(meta["extract_s"]))
+    return {"statistics": statistics, "meta": meta}
+
+
+def _store(store: StatisticsCache, key: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Cache an entry; a cache that cannot be written costs a rerun, never this run."""
+    try:
+        store.put(key, entry)
+    except OSError as err:
+        logger.warning("Could not write the statistics cache (%s); continuing without it.", err)
+
+
+def _node_main() -> bool:
+    """The first process on this machine (it owns the shared download cache)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
 def _reason(err: BaseException) -> str:

@@ -15,6 +15,9 @@ examples:
   hf-logme rank --dataset reviews.csv --text-column review --label-column score \\
       --task feature-extraction --limit 10 --plot ranking.png
 
+On several GPUs or machines, start the same command with accelerate:
+  accelerate launch -m hf_logme.cli rank --dataset imdb --split train --models ...
+
 Exit codes: 0 at least one candidate was scored, 1 none could be scored (or the Hub could not be
 reached), 2 bad arguments or input."""
 
@@ -79,6 +82,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     running.add_argument("--cache-dir", help="statistics cache folder (default: $HF_HOME/hf_logme)")
     running.add_argument("--delete-after", action="store_true",
                          help="delete each checkpoint this run downloaded once it is scored")
+    running.add_argument("--distribute", default="auto", choices=["auto", "samples", "candidates"],
+                         help="under accelerate launch / torchrun: shard every candidate's rows over the "
+                              "processes (samples) or give each process whole candidates (candidates); "
+                              "auto: candidates when there are at least as many as processes")
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="write the ranking: .json, .csv or .md")
@@ -88,6 +95,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import hf_logme
+    from hf_logme import distributed
     from hf_logme.data import load_dataset_source
 
     dataset = load_dataset_source(args.dataset, config=args.config, split=args.split, token=args.token)
@@ -125,8 +133,11 @@ def run(args: argparse.Namespace) -> int:
         cache=not args.no_cache,
         cache_dir=args.cache_dir,
         delete_after=args.delete_after,
+        distribute=args.distribute,
         progress=not args.quiet,
     )
+    if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
+        return EXIT_OK if ranking.scored else EXIT_NO_RESULT
     print(ranking)
     if args.output:
         print(f"wrote {ranking.save(args.output)}")

@@ -35,8 +35,8 @@ from .options import (
     resolve_device,
     resolve_dtype,
 )
-from .sampling import subsample
-from .targets import Targets, find_label_column, read_targets
+from .sampling import rows_to_score
+from .targets import find_label_column
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def extract_features(
     num_workers: int | str = "auto",
     on_batch: Callable[[Any, np.ndarray], Any] | None = None,
     return_features: bool = True,
+    shard: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> ExtractedFeatures:
     """Compute the features a new task head would see, for every labelled row of a dataset.
@@ -165,6 +166,12 @@ def extract_features(
             a (B, D) float32 tensor on the model's device (a dict per layer with
             ``layers="all"``) and ``labels`` the aligned rows of ``ExtractedFeatures.labels``,
             ready for ``LogME.update`` (``regression=True`` for regression and multilabel).
+        shard: ``(index, count)``: process only every ``count``-th batch, starting at
+            ``index``, of the batches one call would run, so ``count`` processes share the work
+            and together cover every row once. Each process's batches are exactly those of a
+            single call (same rows, same padding), so the features are the same bit for bit
+            (unless out-of-memory halving changes one process's batch size). The result holds
+            that shard's rows only.
         return_features: keep all features (N x D on the CPU); False keeps none, for streaming
             through ``on_batch`` only.
         progress: show a progress bar (also silenced by ``HF_HUB_DISABLE_PROGRESS_BARS``).
@@ -203,12 +210,13 @@ def extract_features(
         seed=seed,
         on_batch=on_batch,
         return_features=return_features,
+        shard=shard,
         device=device,
         dtype=dtype,
     )
     data = resolve_split(dataset, split)
     label_column = find_label_column(data, label_column)
-    targets, rows = _labelled_rows(data, label_column, task, max_samples, seed)
+    targets, rows = rows_to_score(data, label_column, task, max_samples, seed)
 
     # The checkpoint's config says which input it reads: find it before loading weights.
     load_start = time.perf_counter()
@@ -265,6 +273,9 @@ def extract_features(
         if source.lengths is None
         else np.argsort(-source.lengths, kind="stable")
     )  # longest first: OOM shows early
+    if shard is not None:  # every count-th batch of the single-call batches, from index
+        mine = [order[i : i + size] for i in range(0, len(order), size)][shard[0] :: shard[1]]
+        order = np.concatenate(mine) if mine else order[:0]
     labels = targets.values[rows]
     runner = FeatureRunner(loaded, pooling, layers)
     loop = _Loop(
@@ -280,17 +291,25 @@ def extract_features(
     loaded.model.eval()  # no dropout; restored below for a model the caller passed in
     try:
         with tqdm(
-            total=len(rows), unit="sample", desc=f"Features {loaded.model_id}", disable=not progress
+            total=len(order), unit="sample", desc=f"Features {loaded.model_id}", disable=not progress
         ) as bar:
             timings = loop.run(source, order, num_workers, bar)
     finally:
         loaded.model.train(was_training)
     extract_s = time.perf_counter() - extract_start
-    timings.update(load_s=load_s, extract_s=extract_s, samples_per_s=len(rows) / extract_s)
+    timings.update(load_s=load_s, extract_s=extract_s, samples_per_s=len(order) / extract_s)
     timings["prepare_s"] += prepare_s
+    features = loop.features
+    if shard is not None:  # this shard's rows only, in dataset order
+        kept = np.sort(order)
+        rows, labels = rows[kept], labels[kept]
+        if isinstance(features, dict):
+            features = {k: v[torch.from_numpy(kept)] for k, v in features.items()}
+        elif features is not None:
+            features = features[torch.from_numpy(kept)]
 
     return ExtractedFeatures(
-        features=loop.features,
+        features=features,
         labels=labels,
         task=targets.task,
         model_id=loaded.model_id,
@@ -324,6 +343,7 @@ def _check_options(
     seed: Any,
     on_batch: Any,
     return_features: bool,
+    shard: Any,
     device: Any,
     dtype: Any,
 ) -> None:
@@ -346,6 +366,13 @@ def _check_options(
         raise TypeError(
             f"on_batch must be callable as on_batch(features, labels); got {on_batch!r}."
         )
+    if shard is not None and not (
+        isinstance(shard, tuple)
+        and len(shard) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+        and 0 <= shard[0] < shard[1]
+    ):
+        raise ValueError(f"shard must be (index, count) with 0 <= index < count; got {shard!r}.")
     if not return_features and on_batch is None:
         raise ValueError("return_features=False and no on_batch: nothing would be produced.")
     if pooling == "pooler" and layers == "all":
@@ -354,22 +381,6 @@ def _check_options(
             "'mean', 'max', 'last' or 'auto'."
         )
     resolve_dtype(dtype, resolve_device(device))
-
-
-def _labelled_rows(
-    data: Any, label_column: str, task: str, max_samples: int | None, seed: int
-) -> tuple[Targets, np.ndarray]:
-    """The targets, and the rows to score: labelled ones, subsampled by class."""
-    targets = read_targets(data, label_column, task)
-    labelled = np.flatnonzero(~targets.missing)
-    if len(labelled) < len(data):
-        logger.warning(
-            "%d of %d rows have no label and are left out.", len(data) - len(labelled), len(data)
-        )
-    if len(labelled) == 0:
-        raise ValueError(f"label column {label_column!r} has no labels (all rows are missing).")
-    strata = targets.values[labelled] if targets.task == "classification" else None
-    return targets, labelled[subsample(len(labelled), max_samples, seed=seed, classes=strata)]
 
 
 def _resolve_pooling(loaded: LoadedModel, pooling: str, layers: str) -> tuple[str, str]:

@@ -2,7 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import numpy as np
+
+from .targets import Targets, read_targets
+
+logger = logging.getLogger(__name__)
+
+
+def rows_to_score(
+    data: Any, label_column: str, task: str, max_samples: int | None, seed: int
+) -> tuple[Targets, np.ndarray]:
+    """The targets of every row, and the rows to score: the labelled ones, subsampled by class.
+
+    Raises:
+        ValueError: the label column holds no label at all.
+    """
+    targets = read_targets(data, label_column, task)
+    labelled = np.flatnonzero(~targets.missing)
+    if len(labelled) < len(data):
+        logger.warning(
+            "%d of %d rows have no label and are left out.", len(data) - len(labelled), len(data)
+        )
+    if len(labelled) == 0:
+        raise ValueError(f"label column {label_column!r} has no labels (all rows are missing).")
+    strata = targets.values[labelled] if targets.task == "classification" else None
+    return targets, labelled[subsample(len(labelled), max_samples, seed=seed, classes=strata)]
 
 
 def subsample(
