@@ -56,7 +56,8 @@ def test_rank_bad_arguments_exit_2_with_the_reason(hub, hub_env, reviews_csv):
                       "--label-column", "stars"], hub_env)
     assert result.returncode == 2
     assert "label_column='stars' is not a column" in result.stderr
-    assert run_cli(["rank", "--dataset", str(reviews_csv)], hub_env).returncode == 2  # no --models/--task
+    both = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "a/b", "--task", "fill-mask"], hub_env)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 def test_rank_searches_the_hub_with_task(hub, hub_env, reviews_csv, tmp_path):
@@ -66,6 +67,15 @@ def test_rank_searches_the_hub_with_task(hub, hub_env, reviews_csv, tmp_path):
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [row["model"] for row in rows] and all(row["status"] == "ok" for row in rows)
     assert len(rows) == 2
+
+
+def test_rank_without_models_searches_by_the_dataset_modality(hub, hub_env, reviews_csv, tmp_path):
+    result = run_cli(["rank", "--dataset", str(reviews_csv), "--limit", "3", "--output", str(tmp_path / "r.json"),
+                      "-q", "--no-cache"], hub_env)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
+    assert not any(row["model"].startswith(("acme/vit", "acme/wav2vec2", "zeta/vit")) for row in rows)
 
 
 def test_rank_dataset_from_the_hub(hub, hub_env, tmp_path):

@@ -13,7 +13,7 @@ examples:
   hf-logme rank --dataset imdb --split train --max-samples 2000 \\
       --models distilbert-base-uncased roberta-base --output ranking.json
   hf-logme rank --dataset reviews.csv --text-column review --label-column score \\
-      --task feature-extraction --limit 10 --plot ranking.png
+      --limit 10 --plot ranking.png            # searches the Hub for text encoders
 
 On several GPUs or machines, start the same command with accelerate:
   accelerate launch -m hf_logme.cli rank --dataset imdb --split train --models ...
@@ -49,11 +49,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     data.add_argument("--max-samples", type=positive_int, help="score a stratified, seeded subsample of this size")
     data.add_argument("--seed", type=int, default=0, help="subsample seed (default: 0)")
 
-    which = parser.add_argument_group("candidates: --models, or a Hub search with --task")
-    chosen = which.add_mutually_exclusive_group(required=True)
+    which = parser.add_argument_group("candidates: --models, or else a Hub search")
+    chosen = which.add_mutually_exclusive_group()
     chosen.add_argument("--models", nargs="+", metavar="ID_OR_PATH", help="Hub ids or local model folders")
-    chosen.add_argument("--task", help="search the Hub for checkpoints with this pipeline tag, e.g. fill-mask")
-    which.add_argument("--limit", type=positive_int, default=10, help="with --task: how many candidates (default: 10)")
+    chosen.add_argument("--task", help="search the Hub for this pipeline tag, e.g. fill-mask (default: the "
+                                       "usual encoder tasks of the dataset's input: text, image or audio)")
+    which.add_argument("--limit", type=positive_int, default=10, help="searched candidates (default: 10)")
 
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--method", action="append", metavar="NAME",
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         if "logme" not in methods:
             raise ValueError("--intercept/--no-intercept is an option of --method logme.")
         methods["logme"]["intercept"] = args.intercept
-    models: list[Any] = args.models or hf_logme.search_candidates(task=args.task, limit=args.limit, token=args.token)
+    models: list[Any] = args.models or _search(args, dataset)
     if not models:
         print("hf-logme rank: the Hub search found no candidates.", file=sys.stderr)
         return EXIT_NO_RESULT
@@ -145,3 +146,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {ranking.plot(args.plot)}")
     return EXIT_OK if ranking.scored else EXIT_NO_RESULT
 
+
+def _search(args: argparse.Namespace, dataset: Any) -> list[Any]:
+    """Hub candidates for --task, or for the modality of the dataset's input column."""
+    import hf_logme
+    from hf_logme.features.columns import find_inputs, resolve_split
+
+    modality = None
+    if args.task is None:
+        data = resolve_split(dataset, None)
+        label = [args.label_column] if args.label_column else []
+        modality = find_inputs(
+            data, None, text_column=args.text_column, text_pair_column=args.text_pair_column,
+            image_column=args.image_column, audio_column=args.audio_column, exclude=tuple(label),
+        ).modality
+    return hf_logme.search_candidates(task=args.task, modality=modality, limit=args.limit, token=args.token)
