@@ -523,8 +523,9 @@ class LogMECallback(TrainerCallback):
         except LookupError:  # model-ready columns only (input_ids...): batch them with the collator
             raw = False
             collate_fn = collate_fn if collate_fn is not None else _default_collator(processor)
-        # Collated rows need no processor; load_model wants one for a model object.
-        loaded = load_model(backbone, processor=processor if raw or processor is not None else collate_fn)
+        if not raw and processor is None:
+            processor = collate_fn  # collated rows need no processor; load_model wants one
+        loaded = load_model(backbone, processor=processor)
         pooling = self._head_pooling(loaded)
         metric = LogME(regression=targets.task != "classification", intercept=self.intercept)
         if len(shard) == 0:
