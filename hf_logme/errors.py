@@ -3,7 +3,8 @@
 Each subclasses a builtin (``ValueError`` or ``OSError``) so generic handlers still work, and its
 message names the model, the problem and the opt-in or fix. Errors from the Hub itself
 (``huggingface_hub.errors.RepositoryNotFoundError``, ``GatedRepoError``, ``HfHubHTTPError``...) are
-not wrapped: the ranking records them as they are.
+not wrapped: the ranking records them as they are. ``NoCandidateError`` is the one error about a
+whole set of candidates: none of them could be scored, so nothing can be selected.
 """
 
 from __future__ import annotations
@@ -35,3 +36,16 @@ class UnsupportedModelError(CandidateError, ValueError):
 
 class NonFiniteFeaturesError(CandidateError, ValueError):
     """The model produced NaN or infinite features (often float16 overflow)."""
+
+
+class NoCandidateError(ValueError):
+    r"""No candidate could be scored on the dataset (or a Hub search found none), so there is no
+    checkpoint to select. ``ranking`` holds the skipped rows and their reasons, when there was a run.
+
+    Example message: ``"none of the 2 candidates could be scored on this dataset, so there is no
+    checkpoint to select:\n  ./missing: FileNotFoundError: ...\n  org/gated: GatedRepoError: ..."``
+    """
+
+    def __init__(self, message: str, *, ranking: object | None = None) -> None:
+        super().__init__(message)
+        self.ranking = ranking
