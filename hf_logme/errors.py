@@ -49,3 +49,13 @@ class NoCandidateError(ValueError):
     def __init__(self, message: str, *, ranking: object | None = None) -> None:
         super().__init__(message)
         self.ranking = ranking
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason for a report: the error class and the first line of its message."""
+    import torch
+
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, torch.OutOfMemoryError):
+        message = "out of memory (try a smaller --batch-size or --max-length)"
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__

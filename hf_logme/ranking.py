@@ -23,6 +23,7 @@ import torch
 
 from . import distributed
 from .cache import StatisticsCache
+from .errors import describe as describe_error
 from .estimators import GramEstimator, LogME, get_estimator
 from .estimators._statistics import GramStatistics
 from .results import Ranking, RankingRow
@@ -117,12 +118,13 @@ def rank_models(
         >>> print(ranking)  # doctest: +SKIP
     """
     from .features.columns import check_column, resolve_split
-    from .features.options import resolve_device, resolve_dtype
+    from .features.options import TASKS, check_choice, resolve_device, resolve_dtype
     from .features.targets import find_label_column, read_targets
 
     method_specs = _resolve_methods(methods)
-    if layers not in LAYER_MODES:
-        raise ValueError(f"layers={layers!r} is not one of {LAYER_MODES}.")
+    check_choice("layers", layers, LAYER_MODES)
+    check_choice("task", task, TASKS)
+    check_choice("distribute", distribute, ("auto", "samples", "candidates"))
     candidates = _as_models(models)
     data = resolve_split(dataset, split)
     # Problems every candidate would hit are raised now, before any model loads.
@@ -137,8 +139,6 @@ def rank_models(
     label_column = find_label_column(data, label_column)
     task = read_targets(data, label_column, task).task
     _check_methods_support(method_specs, task)
-    if distribute not in ("auto", "samples", "candidates"):
-        raise ValueError(f"distribute={distribute!r} is not one of ('auto', 'samples', 'candidates').")
     distributed.init_from_env()
     rank, world = distributed.rank_and_world()
     if world > 1 and device == "auto":
@@ -324,7 +324,7 @@ class _Runner:
             try:
                 value = fn()
             except Exception as err:  # every process must reach the broadcast
-                error = _reason(err)
+                error = describe_error(err)
         if self.collective:
             value, error = distributed.broadcast((value, error))
         if error is not None:
@@ -354,7 +354,7 @@ class _Runner:
                     source, downloaded = self._source(model, revision)
                     entry = self._extract(source, model.name, revision)
                 except Exception as err:
-                    error = _reason(err)
+                    error = describe_error(err)
                     logger.debug("Traceback for %s", model.name, exc_info=True)
                 self._agree_all_succeeded(error)
                 if self.collective:
@@ -542,14 +542,6 @@ def _store(store: StatisticsCache, key: dict[str, Any], entry: dict[str, Any]) -
 def _node_main() -> bool:
     """The first process on this machine (it owns the shared download cache)."""
     return int(os.environ.get("LOCAL_RANK", "0")) == 0
-
-
-def _reason(err: BaseException) -> str:
-    """A one-line reason for a skipped row: the error class and its first line."""
-    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    if isinstance(err, torch.OutOfMemoryError):
-        message = "out of memory (try a smaller --batch-size or --max-length)"
-    return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
 def _free_memory() -> None:

@@ -29,12 +29,13 @@ from .errors import NoCandidateError, UnsupportedModelError
 from .estimators import LogME
 from .features import LoadedModel, extract_features, load_model
 from .features.columns import check_column, find_inputs, resolve_split
-from .features.extract import _labelled_rows
 from .features.forward import FeatureRunner
 from .features.loading import modality_of
 from .features.options import POOLINGS, TASKS, check_choice, check_positive_int
+from .features.sampling import rows_to_score
 from .features.targets import find_label_column
-from .ranking import _reason, rank_models
+from .errors import describe as describe_error
+from .ranking import rank_models
 from .results import Ranking
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def select_checkpoint(
     cache: bool = True,
     cache_dir: str | os.PathLike | None = None,
     delete_after: bool = False,
+    distribute: str = "auto",
     progress: bool = True,
 ) -> str | tuple[str, Ranking]:
     """The checkpoint that transfers best to ``dataset``, by LogME: the one to fine-tune.
@@ -92,7 +94,8 @@ def select_checkpoint(
         limit: how many checkpoints the search returns (default 10); only without ``candidates``.
         methods, layers, split, text_column, text_pair_column, image_column, audio_column,
             label_column, pooling, batch_size, device, dtype, max_length, max_samples, seed,
-            token, trust_remote_code, use_safetensors, cache, cache_dir, delete_after, progress:
+            token, trust_remote_code, use_safetensors, cache, cache_dir, delete_after, distribute,
+            progress:
             as in :func:`hf_logme.rank_models` (``token``, ``use_safetensors`` also apply to the
             search).
         label_task: ``rank_models``' ``task``: "auto", "classification", "regression" or
@@ -117,7 +120,7 @@ def select_checkpoint(
     """
     if not isinstance(return_ranking, bool):
         raise TypeError(f"return_ranking must be a bool; got {return_ranking!r}.")
-    check_choice("label_task", label_task, TASKS)  # rank_models reads any other value as classes
+    check_choice("label_task", label_task, TASKS)  # before the search, under the name used here
     columns = {
         "text_column": text_column,
         "text_pair_column": text_pair_column,
@@ -162,6 +165,7 @@ def select_checkpoint(
         cache=cache,
         cache_dir=cache_dir,
         delete_after=delete_after,
+        distribute=distribute,
         progress=progress,
     )
     best = ranking.best
@@ -188,22 +192,16 @@ def _search(
     use_safetensors: bool,
 ) -> list[Any]:
     """Hub candidates for ``task``, or for the modality of the dataset's input column."""
-    from .hub import search_candidates
+    from .hub import search_for_dataset
 
-    data = resolve_split(dataset, split)
-    if task is None:
-        label = find_label_column(data, label_column)
-        modality = find_inputs(data, None, **columns, exclude=(label,)).modality
-        query: dict[str, Any] = {"modality": modality}
-    else:
-        query = {"task": task}
-    found = search_candidates(
-        **query, limit=limit, require_safetensors=use_safetensors, token=token
+    found = search_for_dataset(
+        resolve_split(dataset, split), task=task, limit=limit, label_column=label_column, **columns,
+        require_safetensors=use_safetensors, token=token,
     )
     if not found:
         raise NoCandidateError(
-            f"the Hub search ({', '.join(f'{k}={v!r}' for k, v in query.items())}) found no "
-            f"loadable candidates; pass candidates= or another task=."
+            f"the Hub search ({'task=' + repr(task) if task else 'by the dataset input modality'}) "
+            f"found no loadable candidates; pass candidates= or another task=."
         )
     logger.info("Ranking %d Hub candidates: %s", len(found), [c.id for c in found])
     return found
@@ -513,7 +511,7 @@ class LogMECallback(TrainerCallback):
             raise ValueError("no dataset to score: pass LogMECallback(dataset=...) or an eval_dataset.")
         data = resolve_split(data, None)
         label_column = find_label_column(data, self.label_column)
-        targets, rows = _labelled_rows(data, label_column, "auto", self.max_samples, self.seed)
+        targets, rows = rows_to_score(data, label_column, "auto", self.max_samples, self.seed)
         shard = rows[process_index::num_processes]
         backbone = model.base_model
         modality = modality_of(backbone.config, str(model.name_or_path))
@@ -600,7 +598,7 @@ class LogMECallback(TrainerCallback):
                 num_processes=world,
             )
         except Exception as err:  # a monitoring metric must never stop training
-            error = _reason(err)
+            error = describe_error(err)
             logger.debug("LogMECallback failed on process %d", rank, exc_info=True)
         errors = [error]
         if distributed:  # one process failing means nobody sums (or waits for it)
@@ -615,7 +613,7 @@ class LogMECallback(TrainerCallback):
             total.statistics = all_reduce_statistics(metric.statistics)
             return total.compute()
         except ValueError as err:  # the same on every process: statistics are shared now
-            self._warn(_reason(err), state)
+            self._warn(describe_error(err), state)
             return None
 
     def _warn(self, reason: str, state: Any) -> None:

@@ -38,6 +38,7 @@ def _worker(rank: int, world: int, port: int, regression: bool, queue) -> None:
         metric.statistics = all_reduce_statistics(metric.statistics)
         queue.put((rank, metric.compute(), metric.statistics.n))
     finally:
+        dist.barrier()  # no process tears the group down while another still talks to it
         dist.destroy_process_group()
 
 

@@ -107,7 +107,9 @@ def test_regression_targets(local_models, tmp_path):
 @pytest.mark.parametrize(
     "options, error, match",
     [
-        ({"layers": "first"}, ValueError, r"layers='first' is not one of"),
+        ({"layers": "first"}, ValueError, r"layers must be one of .*; got 'first'"),
+        ({"task": "ranking"}, ValueError, r"task must be one of .*; got 'ranking'"),
+        ({"distribute": "gpus"}, ValueError, r"distribute must be one of"),
         ({"methods": ("leep",)}, ValueError, r"Unknown method 'leep'"),
         ({"methods": {"logme": {"intercep": True}}}, TypeError, r"intercep"),
         ({"methods": ()}, ValueError, r"methods is empty"),

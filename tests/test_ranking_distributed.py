@@ -35,6 +35,7 @@ def _worker(rank, world, port, models, options, queue):
         queue.put((rank, ranking.to_dict()))
     finally:
         if dist.is_initialized():
+            dist.barrier()  # no process tears the group down while another still talks to it
             dist.destroy_process_group()
 
 

@@ -100,7 +100,7 @@ def test_select_checkpoint_forwards_the_ranking_options(reviews, local_models, t
         ({"return_ranking": "yes"}, TypeError, r"return_ranking must be a bool"),
         ({"task": "fill-mask"}, ValueError, r"task='fill-mask' and limit=None choose what to search"),
         ({"limit": 3}, ValueError, r"only when candidates is None"),
-        ({"layers": "first"}, ValueError, r"layers='first' is not one of"),
+        ({"layers": "first"}, ValueError, r"layers must be one of .*; got 'first'"),
         ({"label_task": "ranking"}, ValueError, r"label_task must be one of \['auto', 'classification'"),
     ],
 )

@@ -149,15 +149,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace, dataset: Any) -> list[Any]:
     """Hub candidates for --task, or for the modality of the dataset's input column."""
-    import hf_logme
-    from hf_logme.features.columns import find_inputs, resolve_split
+    from hf_logme.features.columns import resolve_split
+    from hf_logme.hub import search_for_dataset
 
-    modality = None
-    if args.task is None:
-        data = resolve_split(dataset, None)
-        label = [args.label_column] if args.label_column else []
-        modality = find_inputs(
-            data, None, text_column=args.text_column, text_pair_column=args.text_pair_column,
-            image_column=args.image_column, audio_column=args.audio_column, exclude=tuple(label),
-        ).modality
-    return hf_logme.search_candidates(task=args.task, modality=modality, limit=args.limit, token=args.token)
+    return search_for_dataset(
+        resolve_split(dataset, None), task=args.task, limit=args.limit, label_column=args.label_column,
+        text_column=args.text_column, text_pair_column=args.text_pair_column, image_column=args.image_column,
+        audio_column=args.audio_column, require_safetensors=not args.allow_pickle_weights, token=args.token,
+    )
