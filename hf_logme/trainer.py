@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -54,52 +55,28 @@ def select_checkpoint(
     return_ranking: bool = False,
     task: str | Sequence[str] | None = None,
     limit: int | None = None,
-    methods: Sequence[str] | Mapping[str, Mapping[str, Any]] = ("logme",),
-    layers: str = "last",
-    split: str | None = None,
-    text_column: str | None = None,
-    text_pair_column: str | None = None,
-    image_column: str | None = None,
-    audio_column: str | None = None,
-    label_column: str | None = None,
     label_task: str = "auto",
-    pooling: str = "auto",
-    batch_size: int | str = "auto",
-    device: str = "auto",
-    dtype: str = "auto",
-    max_length: int | None = None,
-    max_samples: int | None = None,
-    seed: int = 0,
-    token: str | bool | None = None,
-    trust_remote_code: bool = False,
-    use_safetensors: bool = True,
-    cache: bool = True,
-    cache_dir: str | os.PathLike | None = None,
-    delete_after: bool = False,
-    distribute: str = "auto",
-    progress: bool = True,
+    **options: Any,
 ) -> str | tuple[str, Ranking]:
     """The checkpoint that transfers best to ``dataset``, by LogME: the one to fine-tune.
 
     Ranks ``candidates`` with :func:`hf_logme.rank_models`; without candidates, first searches the
-    Hub (:func:`hf_logme.search_candidates`) for ``limit`` popular checkpoints of ``task``, or of
-    the dataset's input modality (text, image or audio) when no task is given.
+    Hub (:func:`hf_logme.hub.search_for_dataset`) for ``limit`` popular checkpoints of ``task``,
+    or of the dataset's input modality (text, image or audio) when no task is given.
 
     Args:
-        dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``; rank on the data you
-            will fine-tune on.
+        dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split=``; rank on the data
+            you will fine-tune on.
         candidates: Hub ids, local model folders or ``Candidate`` objects; None searches the Hub.
         return_ranking: also return the whole :class:`~hf_logme.Ranking` (scores, skipped rows).
         task: Hub pipeline tag(s) to search, e.g. ``"fill-mask"``; only without ``candidates``.
         limit: how many checkpoints the search returns (default 10); only without ``candidates``.
-        methods, layers, split, text_column, text_pair_column, image_column, audio_column,
-            label_column, pooling, batch_size, device, dtype, max_length, max_samples, seed,
-            token, trust_remote_code, use_safetensors, cache, cache_dir, delete_after, distribute,
-            progress:
-            as in :func:`hf_logme.rank_models` (``token``, ``use_safetensors`` also apply to the
-            search).
-        label_task: ``rank_models``' ``task``: "auto", "classification", "regression" or
-            "multilabel" (renamed here, where ``task`` is the Hub pipeline tag).
+        label_task: ``rank_models``' ``task`` ("auto", "classification", "regression",
+            "multilabel"), renamed here where ``task`` is the Hub pipeline tag.
+        **options: any other keyword option of :func:`hf_logme.rank_models` (``split``,
+            ``label_column``, ``max_samples``, ``methods``, ``layers``, ``token``...). Their
+            names are checked against ``rank_models`` before anything else happens; ``split``,
+            the column options, ``token`` and ``use_safetensors`` also steer the search.
 
     Returns:
         The best candidate's id (a Hub id, or a local path as given), ready for
@@ -110,8 +87,8 @@ def select_checkpoint(
         NoCandidateError: no candidate could be scored (the message lists each one's reason), or
             the search found none.
         ValueError: ``task`` or ``limit`` given with ``candidates``; any option or dataset problem
-            ``rank_models`` or ``search_candidates`` reports.
-        TypeError: an unknown option name, or an option of the wrong type.
+            ``rank_models`` or the search reports.
+        TypeError: an option ``rank_models`` does not have, or of the wrong type.
 
     Example:
         >>> best = select_checkpoint(train, ["sentence-transformers/all-MiniLM-L6-v2",
@@ -120,54 +97,29 @@ def select_checkpoint(
     """
     if not isinstance(return_ranking, bool):
         raise TypeError(f"return_ranking must be a bool; got {return_ranking!r}.")
-    check_choice("label_task", label_task, TASKS)  # before the search, under the name used here
-    columns = {
-        "text_column": text_column,
-        "text_pair_column": text_pair_column,
-        "image_column": image_column,
-        "audio_column": audio_column,
-    }
+    try:  # unknown option names fail now, not after a Hub search
+        inspect.signature(rank_models).bind(candidates, dataset, task=label_task, **options)
+    except TypeError as err:
+        raise TypeError(f"select_checkpoint: {err} (options are those of hf_logme.rank_models)") from None
+    check_choice("label_task", label_task, TASKS)
     if candidates is None:
+        columns = {name: options.get(name) for name in _COLUMN_OPTIONS}
         candidates = _search(
             dataset,
-            split=split,
+            split=options.get("split"),
             columns=columns,
-            label_column=label_column,
+            label_column=options.get("label_column"),
             task=task,
             limit=DEFAULT_SEARCH_LIMIT if limit is None else limit,
-            token=token,
-            use_safetensors=use_safetensors,
+            token=options.get("token"),
+            use_safetensors=options.get("use_safetensors", True),
         )
     elif task is not None or limit is not None:
         raise ValueError(
             f"task={task!r} and limit={limit!r} choose what to search on the Hub, which happens "
             f"only when candidates is None; drop them, or drop candidates to search."
         )
-    ranking = rank_models(
-        candidates,
-        dataset,
-        methods=methods,
-        layers=layers,
-        split=split,
-        **columns,
-        label_column=label_column,
-        task=label_task,
-        pooling=pooling,
-        batch_size=batch_size,
-        device=device,
-        dtype=dtype,
-        max_length=max_length,
-        max_samples=max_samples,
-        seed=seed,
-        token=token,
-        trust_remote_code=trust_remote_code,
-        use_safetensors=use_safetensors,
-        cache=cache,
-        cache_dir=cache_dir,
-        delete_after=delete_after,
-        distribute=distribute,
-        progress=progress,
-    )
+    ranking = rank_models(candidates, dataset, task=label_task, **options)
     best = ranking.best
     if best is None:
         reasons = "\n".join(f"  {row.model}: {row.reason}" for row in ranking.skipped)
@@ -178,6 +130,9 @@ def select_checkpoint(
         )
     logger.info("Selected %s (%s %.4f).", best, ranking.primary, ranking.scored[0].score)
     return (best, ranking) if return_ranking else best
+
+
+_COLUMN_OPTIONS = ("text_column", "text_pair_column", "image_column", "audio_column")
 
 
 def _search(

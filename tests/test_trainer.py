@@ -130,6 +130,12 @@ def test_without_candidates_it_ranks_the_hub_search_for_the_datasets_modality(hu
     assert {q["pipeline_tag"][0] for q in listings} == set(MODALITY_TASKS["text"])
 
 
+def test_an_unknown_option_fails_before_the_hub_is_searched(hub, reviews):
+    with pytest.raises(TypeError, match=r"select_checkpoint: .*'max_sample'.*rank_models"):
+        select_checkpoint(reviews, max_sample=100)
+    assert hub.count("/api/models*") == 0
+
+
 def test_a_task_chooses_what_the_hub_search_returns(hub, reviews, tmp_path):
     assert select_checkpoint(reviews, task="sentence-similarity", cache_dir=tmp_path,
                              progress=False) == "zeta/sentence-tiny"
