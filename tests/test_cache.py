@@ -1,0 +1,78 @@
+"""The statistics cache: keys, atomic writes, unreadable entries, concurrent writers."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import torch
+
+from hf_logme.cache import StatisticsCache, default_cache_dir
+
+KEY = {"model": "org/m", "revision": "abc", "dataset": "f00", "layers": "last", "max_samples": None}
+
+
+def entry(value: float) -> dict:
+    return {"statistics": {"last": {"n": 3, "gram": torch.full((4, 4), value)}}, "meta": {"dim": 4}}
+
+
+def test_round_trip_and_keys(tmp_path):
+    cache = StatisticsCache(tmp_path)
+    assert cache.get(KEY) is None
+    cache.put(KEY, entry(1.0))
+    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.ones(4, 4))
+    assert cache.get({**KEY, "revision": "abd"}) is None  # any part changes the key
+    assert cache.get(dict(reversed(list(KEY.items())))) is not None  # order does not
+    assert StatisticsCache(tmp_path, enabled=False).get(KEY) is None
+    assert StatisticsCache(tmp_path, enabled=False).put(KEY, entry(2.0)) is None
+    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.ones(4, 4))
+
+
+def test_default_folder_follows_the_environment_at_call_time(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_LOGME_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert default_cache_dir() == tmp_path / "home" / "hf_logme"
+    monkeypatch.setenv("HF_LOGME_CACHE", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+
+
+def test_an_unreadable_entry_is_a_miss_with_a_warning(tmp_path, caplog):
+    cache = StatisticsCache(tmp_path)
+    path = cache.put(KEY, entry(1.0))
+    path.write_bytes(b"not a torch file")
+    assert cache.get(KEY) is None
+    assert "Ignoring unreadable cache entry" in caplog.text
+    cache.put(KEY, entry(2.0))  # and is replaced by the next write
+    assert cache.get(KEY)["statistics"]["last"]["gram"][0, 0] == 2.0
+
+
+def _writer(root, value, rounds):
+    cache = StatisticsCache(root)
+    for _ in range(rounds):
+        cache.put(KEY, entry(value))
+        assert cache.get(KEY) is not None  # never a half-written file
+
+
+def test_concurrent_writers_never_leave_a_broken_entry(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_writer, args=(tmp_path, float(v), 25)) for v in range(4)]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=120)
+    assert [process.exitcode for process in writers] == [0, 0, 0, 0]
+    gram = StatisticsCache(tmp_path).get(KEY)["statistics"]["last"]["gram"]
+    assert gram.unique().numel() == 1 and float(gram[0, 0]) in {0.0, 1.0, 2.0, 3.0}
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+    cache = StatisticsCache(tmp_path)
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        cache.put(KEY, entry(1.0))
+    assert not list(tmp_path.rglob("*.tmp")) and cache.get(KEY) is None
