@@ -184,6 +184,19 @@ REVIEWS = [(f"{adjective} {dish}, {verdict}", int(adjective in ("great", "tasty"
                                  ("salad", "see for yourself"))]
 
 
+def reviews_dataset():
+    """``REVIEWS`` as an in-memory ``datasets.Dataset``: columns text, label (1 for positive)."""
+    import datasets
+
+    return datasets.Dataset.from_dict({"text": [t for t, _ in REVIEWS], "label": [y for _, y in REVIEWS]})
+
+
+@pytest.fixture(scope="module")
+def reviews():
+    """``reviews_dataset()`` (modules may define their own ``reviews`` with other data)."""
+    return reviews_dataset()
+
+
 def build_entry(entry: Entry, folder: Path) -> Path:
     """Write the files of a catalogue entry to ``folder``."""
     import torch

@@ -12,11 +12,6 @@ from hf_logme.ranking import rank_models
 
 
 @pytest.fixture(scope="module")
-def reviews():
-    return datasets.Dataset.from_dict({"text": [t for t, _ in REVIEWS], "label": [y for _, y in REVIEWS]})
-
-
-@pytest.fixture(scope="module")
 def local_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     return {

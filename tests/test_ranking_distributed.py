@@ -5,17 +5,11 @@ from __future__ import annotations
 import os
 import socket
 
-import datasets
 import pytest
 import torch.multiprocessing as mp
-from hub_fixtures import REVIEWS, build_text_model
+from hub_fixtures import REVIEWS, build_text_model, reviews_dataset
 
 from hf_logme.ranking import rank_models
-
-
-def reviews():
-    # Sorted by sentiment: contiguous shards see different class mixes.
-    return datasets.Dataset.from_dict({"text": [t for t, _ in REVIEWS], "label": [y for _, y in REVIEWS]})
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +25,7 @@ def _worker(rank, world, port, models, options, queue):
     import torch.distributed as dist
 
     try:
-        ranking = rank_models(models, reviews(), progress=False, cache=False, **options)
+        ranking = rank_models(models, reviews_dataset(), progress=False, cache=False, **options)
         queue.put((rank, ranking.to_dict()))
     finally:
         if dist.is_initialized():
@@ -55,7 +49,7 @@ def run_two_processes(models, **options):
 def test_two_processes_rank_like_one(models, distribute, layers, batch_size):
     options = {"layers": layers, "max_samples": 20, "batch_size": batch_size}
     both = run_two_processes(models, distribute=distribute, **options)
-    reference = rank_models(models, reviews(), progress=False, cache=False, **options)
+    reference = rank_models(models, reviews_dataset(), progress=False, cache=False, **options)
     assert both[0] == both[1]  # every process returns the same ranking
     rows = both[0]["rows"]
     assert [row["model"] for row in rows] == [row.model for row in reference.rows]
@@ -79,8 +73,8 @@ def test_extract_shards_cover_every_row_once_bit_for_bit(models):
 
     import hf_logme
 
-    full = hf_logme.extract_features(models[1], reviews(), batch_size=5, progress=False)
-    parts = [hf_logme.extract_features(models[1], reviews(), batch_size=5, shard=(i, 3), progress=False)
+    full = hf_logme.extract_features(models[1], reviews_dataset(), batch_size=5, progress=False)
+    parts = [hf_logme.extract_features(models[1], reviews_dataset(), batch_size=5, shard=(i, 3), progress=False)
              for i in range(3)]
     indices = sorted(int(i) for part in parts for i in part.indices)
     assert indices == sorted(int(i) for i in full.indices)
@@ -90,7 +84,7 @@ def test_extract_shards_cover_every_row_once_bit_for_bit(models):
         assert torch.equal(part.features, full.features[rows])
         assert list(part.labels) == list(full.labels[rows]) and part.num_samples == len(rows)
     with pytest.raises(ValueError, match=r"shard must be \(index, count\)"):
-        hf_logme.extract_features(models[1], reviews(), shard=(3, 3))
+        hf_logme.extract_features(models[1], reviews_dataset(), shard=(3, 3))
 
 
 def test_accelerate_launch_runs_the_cli(models, tmp_path):

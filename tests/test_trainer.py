@@ -12,7 +12,7 @@ import datasets
 import numpy as np
 import pytest
 import torch
-from hub_fixtures import CATALOG, REVIEWS, build_entry, build_text_model
+from hub_fixtures import CATALOG, build_entry, build_text_model, reviews_dataset
 
 import hf_logme
 from hf_logme.errors import NoCandidateError, UnsupportedModelError
@@ -21,11 +21,6 @@ from hf_logme.trainer import LogMECallback, make_model_init, select_checkpoint
 
 TRAINER_OPTIONS = dict(report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True,
                        per_device_train_batch_size=8, per_device_eval_batch_size=8, seed=0)
-
-
-@pytest.fixture(scope="module")
-def reviews():
-    return datasets.Dataset.from_dict({"text": [t for t, _ in REVIEWS], "label": [y for _, y in REVIEWS]})
 
 
 @pytest.fixture(scope="module")
@@ -432,7 +427,7 @@ def _worker(rank, port, checkpoint, queue):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        data = datasets.Dataset.from_dict({"text": [t for t, _ in REVIEWS], "label": [y for _, y in REVIEWS]})
+        data = reviews_dataset()
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
         model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
         callback = LogMECallback(data, batch_size=1)
