@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -27,6 +27,9 @@ from .errors import describe as describe_error
 from .estimators import GramEstimator, LogME, get_estimator
 from .estimators._statistics import GramStatistics
 from .results import Ranking, RankingRow
+
+if TYPE_CHECKING:
+    from .features.options import ExtractionOptions
 
 logger = logging.getLogger(__name__)
 
@@ -118,46 +121,47 @@ def rank_models(
         >>> print(ranking)  # doctest: +SKIP
     """
     from .features.columns import check_column, resolve_split
-    from .features.options import TASKS, check_choice, resolve_device, resolve_dtype
+    from .features.options import ExtractionOptions, check_bool, check_choice
     from .features.targets import find_label_column, read_targets
 
     method_specs = _resolve_methods(methods)
     check_choice("layers", layers, LAYER_MODES)
-    check_choice("task", task, TASKS)
     check_choice("distribute", distribute, ("auto", "samples", "candidates"))
+    for name, flag in (("cache", cache), ("delete_after", delete_after), ("progress", progress)):
+        check_bool(name, flag)
+    options = ExtractionOptions(
+        split=split,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        image_column=image_column,
+        audio_column=audio_column,
+        label_column=label_column,
+        task=task,
+        pooling=pooling,
+        layers="last" if layers == "last" else "all",
+        batch_size=batch_size,
+        device=device,
+        dtype=dtype,
+        max_length=max_length,
+        max_samples=max_samples,
+        seed=seed,
+        token=token,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=use_safetensors,
+    )
     candidates = _as_models(models)
     data = resolve_split(dataset, split)
     # Problems every candidate would hit are raised now, before any model loads.
-    inputs = {
-        "text_column": text_column,
-        "text_pair_column": text_pair_column,
-        "image_column": image_column,
-        "audio_column": audio_column,
-    }
-    for option, column in inputs.items():
+    for option, column in options.columns.items():
         check_column(data, option, column)
     label_column = find_label_column(data, label_column)
     task = read_targets(data, label_column, task).task
+    options = options.replace(label_column=label_column, task=task)
     _check_methods_support(method_specs, task)
     distributed.init_from_env()
     rank, world = distributed.rank_and_world()
     if world > 1 and device == "auto":
-        device = distributed.local_device()
-    extract_options = {
-        **inputs,
-        "label_column": label_column,
-        "task": task,
-        "pooling": pooling,
-        "layers": "last" if layers == "last" else "all",
-        "batch_size": batch_size,
-        "device": device,
-        "dtype": dtype,
-        "max_length": max_length,
-        "max_samples": max_samples,
-        "seed": seed,
-        "trust_remote_code": trust_remote_code,
-        "use_safetensors": use_safetensors,
-    }
+        options = options.replace(device=distributed.local_device())
     dataset_info = {
         "name": _dataset_name(data),
         "fingerprint": getattr(data, "_fingerprint", None),
@@ -167,31 +171,25 @@ def rank_models(
         "task": task,
     }
     # Everything that changes the statistics, and nothing that does not (device index, batch size).
-    key_base = {
-        **{k: v for k, v in dataset_info.items() if k not in ("name", "num_rows")},
-        **{k: extract_options[k] for k in (*inputs, "pooling", "max_length", "max_samples", "seed")},
-        "layers": layers,
-        "dtype": str(resolve_dtype(dtype, resolve_device(device))),
-    }
+    key_base = {**options.cache_key(), "fingerprint": dataset_info["fingerprint"], "layers": layers}
     store = StatisticsCache(cache_dir, enabled=cache)
     mode = "single" if world == 1 else distribute
     if mode == "auto":
         mode = "candidates" if len(candidates) >= world else "samples"
     if mode == "samples":
         # Each process runs every world-th batch of the batches one process would run.
-        runner = _Runner(data, {**extract_options, "shard": (rank, world)}, key_base, store, method_specs,
-                         layers, token, delete_after, progress, collective=True)
+        runner = _Runner(data, options.replace(shard=(rank, world)), key_base, store, method_specs,
+                         layers, delete_after, progress, collective=True)
         ranked = runner.run(candidates)
     else:
         mine = candidates[rank::world]
-        runner = _Runner(data, extract_options, key_base, store, method_specs, layers, token,
-                         delete_after, progress and rank == 0)
+        runner = _Runner(data, options, key_base, store, method_specs, layers, delete_after,
+                         progress and rank == 0)
         ranked = [row for rows_of_rank in distributed.gather(runner.run(mine)) for row in rows_of_rank]
-    options = {k: v for k, v in extract_options.items() if not k.endswith("_column") and k != "task"}
-    options["layers"] = layers
+    reported = {**options.reported(), "layers": layers}
     if world > 1:
-        options["distribute"] = mode
-    return Ranking(ranked, method_specs, dataset_info, options)
+        reported["distribute"] = mode
+    return Ranking(ranked, method_specs, dataset_info, reported)
 
 
 # --- option checks (before any model loads) ------------------------------------------------------
@@ -274,23 +272,22 @@ class _Runner:
     def __init__(
         self,
         dataset: Any,
-        extract_options: dict[str, Any],
+        options: ExtractionOptions,
         key_base: dict[str, Any],
         store: StatisticsCache,
         methods: dict[str, dict[str, Any]],
         layers: LayerMode,
-        token: str | bool | None,
         delete_after: bool,
         progress: bool,
         collective: bool = False,
     ) -> None:
         self.dataset = dataset
-        self.extract_options = extract_options
+        self.options = options
         self.key_base = key_base
         self.store = store
         self.methods = methods
         self.layers = layers
-        self.token = token
+        self.token = options.token
         self.delete_after = delete_after
         self.collective = collective
         self.rank = distributed.rank_and_world()[0] if collective else 0
@@ -358,7 +355,7 @@ class _Runner:
                     logger.debug("Traceback for %s", model.name, exc_info=True)
                 self._agree_all_succeeded(error)
                 if self.collective:
-                    entry = _summed(entry, regression=self.extract_options["task"] != "classification")
+                    entry = _summed(entry, regression=self.options.task != "classification")
                 if self.rank == 0:
                     _store(self.store, key, entry)
             row = self._decided_by_first(lambda: self._row(model, entry, revision, num_parameters, cached))
@@ -425,17 +422,17 @@ class _Runner:
             model_id,
             revision=revision,
             token=self.token,
-            use_safetensors=self.extract_options["use_safetensors"],
+            use_safetensors=self.options.use_safetensors,
         )
         return path, not was_cached
 
     def _extract(self, source: str | Path, name: str, revision: str | None) -> dict[str, Any]:
         """Stream features into per-layer statistics; returns the cache entry."""
-        from .features import extract_features
+        from .features.extract import extract
         from .hub import safetensors_parameter_count
 
         accumulators: dict[int | str, LogME] = {}
-        regression = self.extract_options["task"] != "classification"
+        regression = self.options.task != "classification"
 
         def on_batch(features: torch.Tensor | dict[int, torch.Tensor], labels: Any) -> None:
             if self.layers == "mean":
@@ -448,11 +445,10 @@ class _Runner:
                 accumulators[layer].update(batch, labels)
 
         start = time.perf_counter()
-        result = extract_features(
+        result = extract(
             source,
             self.dataset,
-            **self.extract_options,
-            token=self.token,
+            self.options,
             on_batch=on_batch,
             return_features=False,
             progress=self.progress,

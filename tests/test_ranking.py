@@ -111,6 +111,19 @@ def test_regression_targets(local_models, tmp_path):
         ({"label_column": "stars"}, ValueError, r"label_column='stars' is not a column.*'text'"),
         ({"text_column": "body"}, ValueError, r"text_column='body' is not a column"),
         ({"split": "test"}, ValueError, r"split"),
+        ({"batch_size": 0}, ValueError, r"batch_size must be a positive int or one of \['auto'\]; got 0"),
+        ({"max_length": -3}, ValueError, r"max_length must be a positive int; got -3"),
+        ({"max_samples": 2.5}, ValueError, r"max_samples must be a positive int; got 2.5"),
+        ({"pooling": "sum"}, ValueError, r"pooling must be one of .*; got 'sum'"),
+        ({"dtype": "float8"}, ValueError, r"dtype must be 'auto', a torch floating dtype"),
+        ({"device": "gpu0"}, ValueError, r"device must be 'auto' or a torch device"),
+        ({"seed": "0"}, TypeError, r"seed must be an int"),
+        ({"trust_remote_code": "no"}, TypeError, r"trust_remote_code must be True or False; got 'no'"),
+        ({"use_safetensors": 1}, TypeError, r"use_safetensors must be True or False; got 1"),
+        ({"cache": "false"}, TypeError, r"cache must be True or False; got 'false'"),
+        ({"delete_after": None}, TypeError, r"delete_after must be True or False"),
+        ({"progress": "yes"}, TypeError, r"progress must be True or False"),
+        ({"text_column": 3}, TypeError, r"text_column must be a column name"),
     ],
 )
 def test_bad_options_fail_before_any_model_loads(reviews, local_models, options, error, match, monkeypatch):
@@ -119,7 +132,25 @@ def test_bad_options_fail_before_any_model_loads(reviews, local_models, options,
     monkeypatch.setattr(extract, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
     dataset = datasets.DatasetDict({"train": reviews}) if "split" in options else reviews
     with pytest.raises(error, match=match):
-        rank_models([local_models["small"]], dataset, progress=False, **options)
+        rank_models([local_models["small"]], dataset, **{"progress": False, **options})
+
+
+def test_cache_key_holds_what_changes_the_statistics_and_nothing_else():
+    from hf_logme.features.options import ExtractionOptions
+
+    base = ExtractionOptions(label_column="label", task="classification")
+    same = [{"batch_size": 8}, {"device": "cpu"}, {"num_workers": 3}, {"token": "hf_x"},
+            {"trust_remote_code": True}, {"use_safetensors": False}, {"shard": (1, 2)}]
+    for change in same:
+        assert base.replace(**change).cache_key() == base.cache_key(), change
+    other = [{"pooling": "cls"}, {"layers": "all"}, {"max_length": 8}, {"max_samples": 5}, {"seed": 1},
+             {"dtype": "bfloat16"}, {"split": "test"}, {"label_column": "stars"}, {"task": "regression"},
+             {"text_column": "body"}, {"text_pair_column": "b"}, {"sampling_rate": 8000}]
+    keys = [base.replace(**change).cache_key() for change in other]
+    assert all(key != base.cache_key() for key in keys)
+    assert len({str(sorted(key.items())) for key in keys}) == len(other)
+    with pytest.raises(TypeError, match="trust_remote_code must be True or False"):
+        base.replace(trust_remote_code="yes")  # a copy is validated too
 
 
 def test_bad_model_lists(reviews, local_models):

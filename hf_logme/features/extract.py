@@ -26,15 +26,7 @@ from .columns import find_inputs, resolve_split
 from .forward import FeatureRunner, is_out_of_memory, split_batch
 from .inputs import RawSource, TextSource, processor_encoder
 from .loading import Checkpoint, LoadedModel, inspect_checkpoint, load_model, modality_of
-from .options import (
-    LAYERS,
-    POOLINGS,
-    TASKS,
-    check_choice,
-    check_positive_int,
-    resolve_device,
-    resolve_dtype,
-)
+from .options import ExtractionOptions, check_bool
 from .sampling import rows_to_score
 from .targets import find_label_column
 
@@ -198,40 +190,76 @@ def extract_features(
         (torch.Size([16, 384]), 'mean')
         >>> hf_logme.logme(out.features, out.labels)  # doctest: +SKIP
     """
-    _check_options(
+    options = ExtractionOptions(
+        split=split,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        image_column=image_column,
+        audio_column=audio_column,
+        label_column=label_column,
+        task=task,
         pooling=pooling,
         layers=layers,
-        task=task,
         batch_size=batch_size,
-        num_workers=num_workers,
-        max_length=max_length,
-        max_samples=max_samples,
-        sampling_rate=sampling_rate,
-        seed=seed,
-        on_batch=on_batch,
-        return_features=return_features,
-        shard=shard,
         device=device,
         dtype=dtype,
+        max_length=max_length,
+        max_samples=max_samples,
+        seed=seed,
+        revision=revision,
+        token=token,
+        trust_remote_code=trust_remote_code,
+        use_safetensors=use_safetensors,
+        sampling_rate=sampling_rate,
+        num_workers=num_workers,
+        shard=shard,
     )
-    data = resolve_split(dataset, split)
-    label_column = find_label_column(data, label_column)
-    targets, rows = rows_to_score(data, label_column, task, max_samples, seed)
+    return extract(
+        model,
+        dataset,
+        options,
+        processor=processor,
+        on_batch=on_batch,
+        return_features=return_features,
+        progress=progress,
+    )
+
+
+def extract(
+    model: Any,
+    dataset: Any,
+    options: ExtractionOptions,
+    *,
+    processor: Any = None,
+    on_batch: Callable[[Any, np.ndarray], Any] | None = None,
+    return_features: bool = True,
+    progress: bool = True,
+) -> ExtractedFeatures:
+    """:func:`extract_features` with its options already in one validated object."""
+    if on_batch is not None and not callable(on_batch):
+        raise TypeError(
+            f"on_batch must be callable as on_batch(features, labels); got {on_batch!r}."
+        )
+    check_bool("return_features", return_features)
+    check_bool("progress", progress)
+    if not return_features and on_batch is None:
+        raise ValueError("return_features=False and no on_batch: nothing would be produced.")
+    o = options
+    data = resolve_split(dataset, o.split)
+    label_column = find_label_column(data, o.label_column)
+    targets, rows = rows_to_score(data, label_column, o.task, o.max_samples, o.seed)
 
     # The checkpoint's config says which input it reads: find it before loading weights.
     load_start = time.perf_counter()
     if isinstance(model, (str, os.PathLike)):
         model = inspect_checkpoint(
-            model, revision=revision, token=token, trust_remote_code=trust_remote_code
+            model, revision=o.revision, token=o.token, trust_remote_code=o.trust_remote_code
         )
     try:
         inputs = find_inputs(
             data,
             _modality(model),
-            text_column=text_column,
-            text_pair_column=text_pair_column,
-            image_column=image_column,
-            audio_column=audio_column,
+            **o.columns,
             exclude=(label_column,),
         )
     except LookupError as err:
@@ -239,15 +267,15 @@ def extract_features(
     loaded = load_model(
         model,
         processor=processor,
-        revision=revision,
-        token=token,
-        trust_remote_code=trust_remote_code,
-        use_safetensors=use_safetensors,
-        device=device,
-        dtype=dtype,
+        revision=o.revision,
+        token=o.token,
+        trust_remote_code=o.trust_remote_code,
+        use_safetensors=o.use_safetensors,
+        device=o.device,
+        dtype=o.dtype,
     )
     load_s = 0.0 if isinstance(model, LoadedModel) else time.perf_counter() - load_start
-    pooling, reason = _resolve_pooling(loaded, pooling, layers)
+    pooling, reason = _resolve_pooling(loaded, o.pooling, o.layers)
 
     extract_start = time.perf_counter()
     subset = data if len(rows) == len(data) else data.select(rows)
@@ -256,16 +284,17 @@ def extract_features(
             subset,
             inputs.columns,
             loaded.processor,
-            max_length=max_length or loaded.max_length,
+            max_length=o.max_length or loaded.max_length,
             forward_args=loaded.forward_args,
         )
     else:
         encode, rate = processor_encoder(loaded, inputs.modality)
-        source = RawSource(subset, inputs, encode, sampling_rate=rate, column_rate=sampling_rate)
+        source = RawSource(subset, inputs, encode, sampling_rate=rate, column_rate=o.sampling_rate)
     prepare_s = time.perf_counter() - extract_start
 
     accelerator = "cpu" if loaded.device.type == "cpu" else "accelerator"
-    size = _AUTO_BATCH[accelerator][inputs.modality] if batch_size == "auto" else batch_size
+    size = _AUTO_BATCH[accelerator][inputs.modality] if o.batch_size == "auto" else o.batch_size
+    num_workers = o.num_workers
     if num_workers == "auto":
         num_workers = 1 if inputs.modality == "text" else max(1, min(8, (os.cpu_count() or 2) - 1))
     order = (
@@ -273,15 +302,16 @@ def extract_features(
         if source.lengths is None
         else np.argsort(-source.lengths, kind="stable")
     )  # longest first: OOM shows early
+    shard = o.shard
     if shard is not None:  # every count-th batch of the single-call batches, from index
         mine = [order[i : i + size] for i in range(0, len(order), size)][shard[0] :: shard[1]]
         order = np.concatenate(mine) if mine else order[:0]
     labels = targets.values[rows]
-    runner = FeatureRunner(loaded, pooling, layers)
+    runner = FeatureRunner(loaded, pooling, o.layers)
     loop = _Loop(
         runner,
         size,
-        adaptive=batch_size == "auto",
+        adaptive=o.batch_size == "auto",
         on_batch=on_batch,
         keep=return_features,
         num_rows=len(rows),
@@ -315,7 +345,7 @@ def extract_features(
         model_id=loaded.model_id,
         revision=loaded.revision,
         pooling=runner.pooling,
-        layers=layers,
+        layers=o.layers,
         num_samples=len(rows),
         dim=loop.dim,
         timings=timings,
@@ -328,59 +358,6 @@ def extract_features(
         dtype=str(loaded.dtype).removeprefix("torch."),
         batch_size=loop.size,
     )
-
-
-def _check_options(
-    *,
-    pooling: Any,
-    layers: Any,
-    task: Any,
-    batch_size: Any,
-    num_workers: Any,
-    max_length: Any,
-    max_samples: Any,
-    sampling_rate: Any,
-    seed: Any,
-    on_batch: Any,
-    return_features: bool,
-    shard: Any,
-    device: Any,
-    dtype: Any,
-) -> None:
-    """Every option check that needs neither the data nor the model."""
-    check_choice("pooling", pooling, POOLINGS)
-    check_choice("layers", layers, LAYERS)
-    check_choice("task", task, TASKS)
-    check_positive_int("batch_size", batch_size, allow=("auto",))
-    check_positive_int("num_workers", num_workers, allow=("auto",))
-    for name, value in (
-        ("max_length", max_length),
-        ("max_samples", max_samples),
-        ("sampling_rate", sampling_rate),
-    ):
-        if value is not None:
-            check_positive_int(name, value)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int; got {seed!r}.")
-    if on_batch is not None and not callable(on_batch):
-        raise TypeError(
-            f"on_batch must be callable as on_batch(features, labels); got {on_batch!r}."
-        )
-    if shard is not None and not (
-        isinstance(shard, tuple)
-        and len(shard) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
-        and 0 <= shard[0] < shard[1]
-    ):
-        raise ValueError(f"shard must be (index, count) with 0 <= index < count; got {shard!r}.")
-    if not return_features and on_batch is None:
-        raise ValueError("return_features=False and no on_batch: nothing would be produced.")
-    if pooling == "pooler" and layers == "all":
-        raise ValueError(
-            "pooling='pooler' exists only after the last layer; with layers='all' use 'cls', "
-            "'mean', 'max', 'last' or 'auto'."
-        )
-    resolve_dtype(dtype, resolve_device(device))
 
 
 def _resolve_pooling(loaded: LoadedModel, pooling: str, layers: str) -> tuple[str, str]:
