@@ -120,9 +120,8 @@ def rank_models(
         ...                        "BAAI/bge-small-en-v1.5"], dataset)  # doctest: +SKIP
         >>> print(ranking)  # doctest: +SKIP
     """
-    from .features.columns import check_column, resolve_split
+    from .features.extract import prepare_dataset
     from .features.options import ExtractionOptions, check_bool, check_choice
-    from .features.targets import find_label_column, read_targets
 
     method_specs = _resolve_methods(methods)
     check_choice("layers", layers, LAYER_MODES)
@@ -150,13 +149,10 @@ def rank_models(
         use_safetensors=use_safetensors,
     )
     candidates = _as_models(models)
-    data = resolve_split(dataset, split)
-    # Problems every candidate would hit are raised now, before any model loads.
-    for option, column in options.columns.items():
-        check_column(data, option, column)
-    label_column = find_label_column(data, label_column)
-    task = read_targets(data, label_column, task).task
-    options = options.replace(label_column=label_column, task=task)
+    # Prepared once for every candidate; problems every candidate would hit are raised now,
+    # before any model loads.
+    prepared = prepare_dataset(dataset, options)
+    options, task, data = prepared.options, prepared.task, prepared.data
     _check_methods_support(method_specs, task)
     distributed.init_from_env()
     rank, world = distributed.rank_and_world()
@@ -167,7 +163,7 @@ def rank_models(
         "fingerprint": getattr(data, "_fingerprint", None),
         "split": split,
         "num_rows": len(data),
-        "label_column": label_column,
+        "label_column": prepared.label_column,
         "task": task,
     }
     # Everything that changes the statistics, and nothing that does not (device index, batch size).
@@ -178,12 +174,12 @@ def rank_models(
         mode = "candidates" if len(candidates) >= world else "samples"
     if mode == "samples":
         # Each process runs every world-th batch of the batches one process would run.
-        runner = _Runner(data, options.replace(shard=(rank, world)), key_base, store, method_specs,
+        runner = _Runner(prepared, options.replace(shard=(rank, world)), key_base, store, method_specs,
                          layers, delete_after, progress, collective=True)
         ranked = runner.run(candidates)
     else:
         mine = candidates[rank::world]
-        runner = _Runner(data, options, key_base, store, method_specs, layers, delete_after,
+        runner = _Runner(prepared, options, key_base, store, method_specs, layers, delete_after,
                          progress and rank == 0)
         ranked = [row for rows_of_rank in distributed.gather(runner.run(mine)) for row in rows_of_rank]
     reported = {**options.reported(), "layers": layers}

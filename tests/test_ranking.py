@@ -153,6 +153,33 @@ def test_cache_key_holds_what_changes_the_statistics_and_nothing_else():
         base.replace(trust_remote_code="yes")  # a copy is validated too
 
 
+def test_the_dataset_is_prepared_once_per_run(reviews, local_models, tmp_path, monkeypatch):
+    import hf_logme.features.sampling as sampling
+
+    reads = []
+    read_targets = sampling.read_targets
+    monkeypatch.setattr(sampling, "read_targets", lambda *a, **k: reads.append(a[1]) or read_targets(*a, **k))
+    ranking = rank_models(list(local_models.values()), reviews, cache=False, progress=False)
+    assert [row.status for row in ranking.rows] == ["ok", "ok"]
+    assert reads == ["label"]  # one read of the labels for two candidates
+
+
+def test_extract_features_takes_a_prepared_dataset(reviews, local_models):
+    from hf_logme.features.extract import prepare_dataset
+    from hf_logme.features.options import ExtractionOptions
+
+    prepared = prepare_dataset(reviews, ExtractionOptions(max_samples=12, seed=3))
+    assert prepared.label_column == "label" and prepared.task == "classification" and len(prepared.rows) == 12
+    again = hf_logme.extract_features(local_models["small"], prepared, max_samples=12, seed=3, progress=False)
+    direct = hf_logme.extract_features(local_models["small"], reviews, max_samples=12, seed=3, progress=False)
+    assert np.array_equal(again.indices, direct.indices) and np.array_equal(again.labels, direct.labels)
+    assert again.features.numpy() == pytest.approx(direct.features.numpy(), abs=1e-6)
+    with pytest.raises(ValueError, match=r"max_samples=None, but the dataset was prepared with max_samples=12"):
+        hf_logme.extract_features(local_models["small"], prepared, progress=False)
+    with pytest.raises(ValueError, match=r"seed=0, but the dataset was prepared with seed=3"):
+        hf_logme.extract_features(local_models["small"], prepared, max_samples=12, progress=False)
+
+
 def test_bad_model_lists(reviews, local_models):
     with pytest.raises(ValueError, match="models is empty"):
         rank_models([], reviews)

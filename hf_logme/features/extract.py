@@ -22,13 +22,13 @@ import torch
 from huggingface_hub.utils import tqdm
 
 from ..errors import NonFiniteFeaturesError, UnsupportedModelError
-from .columns import find_inputs, resolve_split
+from .columns import check_column, find_inputs, resolve_split
 from .forward import FeatureRunner, is_out_of_memory, split_batch
 from .inputs import RawSource, TextSource, processor_encoder
 from .loading import Checkpoint, LoadedModel, inspect_checkpoint, load_model, modality_of
-from .options import ExtractionOptions, check_bool
+from .options import DATA_FIELDS, ExtractionOptions, check_bool
 from .sampling import rows_to_score
-from .targets import find_label_column
+from .targets import Targets, find_label_column
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,68 @@ class ExtractedFeatures:
     batch_size: int = 0
 
 
+@dataclass(frozen=True)
+class PreparedDataset:
+    """A dataset made ready once for any number of extractions (one per candidate).
+
+    The split is chosen, the named columns checked, the label column found, the targets read and
+    the rows to score drawn, so that extraction repeats none of it. Build it with
+    :func:`prepare_dataset`; pass it wherever a dataset is accepted.
+
+    Attributes:
+        data: the ``datasets.Dataset`` (the split).
+        label_column: the label column found.
+        targets: every row's targets.
+        rows: the rows to score (labelled, subsampled), sorted.
+        options: the options it was prepared with, label column and task resolved.
+    """
+
+    data: Any
+    label_column: str
+    targets: Targets
+    rows: np.ndarray
+    options: ExtractionOptions
+
+    @property
+    def task(self) -> str:
+        return self.targets.task
+
+    def check_matches(self, options: ExtractionOptions) -> None:
+        """Raise if ``options`` ask for other rows or targets than those prepared."""
+        mine = self.options
+        for name in DATA_FIELDS:
+            wanted, prepared = getattr(options, name), getattr(mine, name)
+            unset = (name in ("split", "label_column") and wanted is None) or (
+                name == "task" and wanted == "auto"
+            )
+            if wanted != prepared and not unset:
+                raise ValueError(
+                    f"{name}={wanted!r}, but the dataset was prepared with {name}={prepared!r}; "
+                    f"pass the same value, or prepare_dataset(...) again with it."
+                )
+
+
+def prepare_dataset(dataset: Any, options: ExtractionOptions | None = None) -> PreparedDataset:
+    """Choose the split, check the columns, find the label column, read the targets, draw the rows.
+
+    Args:
+        dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``options.split``.
+        options: the extraction options (their split, columns, label column, task,
+            ``max_samples`` and ``seed`` are used); default ``ExtractionOptions()``.
+
+    Raises:
+        ValueError: an unknown split or column, no label column, labels that do not fit the task.
+    """
+    options = ExtractionOptions() if options is None else options
+    data = resolve_split(dataset, options.split)
+    for name, column in options.columns.items():
+        check_column(data, name, column)
+    label_column = find_label_column(data, options.label_column)
+    targets, rows = rows_to_score(data, label_column, options.task, options.max_samples, options.seed)
+    resolved = options.replace(label_column=label_column, task=targets.task)
+    return PreparedDataset(data, label_column, targets, rows, resolved)
+
+
 def extract_features(
     model: Any,
     dataset: Any,
@@ -127,7 +189,9 @@ def extract_features(
             a list of raw inputs to a tensor or dict of tensors; or a ``LoadedModel`` from
             :func:`hf_logme.features.load_model`, to extract repeatedly without reloading
             (its device and dtype are kept; the loading options below are then unused).
-        dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
+        dataset: a ``datasets.Dataset``, a ``DatasetDict`` with ``split``, or a
+            :class:`PreparedDataset` from :func:`prepare_dataset` (to extract several models
+            without reading the labels again; the data options must then match its own).
         split: the split of a DatasetDict (may be omitted when it has one split).
         text_column, text_pair_column: the text input, and the second text of sentence-pair
             tasks (NLI); detected from the column types and usual names when unambiguous.
@@ -244,10 +308,15 @@ def extract(
     check_bool("progress", progress)
     if not return_features and on_batch is None:
         raise ValueError("return_features=False and no on_batch: nothing would be produced.")
+    if isinstance(dataset, PreparedDataset):
+        dataset.check_matches(options)
+        prepared = dataset
+    else:
+        prepared = prepare_dataset(dataset, options)
     o = options
-    data = resolve_split(dataset, o.split)
-    label_column = find_label_column(data, o.label_column)
-    targets, rows = rows_to_score(data, label_column, o.task, o.max_samples, o.seed)
+    data, label_column, targets, rows = (
+        prepared.data, prepared.label_column, prepared.targets, prepared.rows
+    )
 
     # The checkpoint's config says which input it reads: find it before loading weights.
     load_start = time.perf_counter()
