@@ -27,6 +27,7 @@ from .errors import describe as describe_error
 from .estimators import GramEstimator, LogME, get_estimator
 from .estimators._statistics import GramStatistics
 from .results import Ranking, RankingRow
+from .scoring import score_candidate
 
 if TYPE_CHECKING:
     from .features.options import ExtractionOptions
@@ -465,47 +466,30 @@ class _Runner:
         self, model: _Model, entry: dict[str, Any], revision: str | None, num_parameters: int | None, cached: bool
     ) -> RankingRow:
         statistics = {
-            layer: GramStatistics.from_state_dict(state) for layer, state in entry["statistics"].items()
+            layer: {"gram": GramStatistics.from_state_dict(state)} for layer, state in entry["statistics"].items()
         }
         meta = entry["meta"]
         start = time.perf_counter()
-        scores, best_layer, layer_scores = self._score(statistics)
-        layer = best_layer if best_layer is not None else next(iter(statistics))
+        result = score_candidate(statistics, self.methods, best_layer=self.layers == "best")
+        primary = next(iter(self.methods))
+        if primary in result.method_errors:
+            raise ValueError(result.method_errors[primary])
+        layer = result.best_layer if result.best_layer is not None else next(iter(statistics))
         return RankingRow(
             model=model.name,
             status="ok",
-            score=scores[next(iter(self.methods))],
-            scores=scores,
+            score=result.scores[primary],
+            scores=result.scores,
             revision=revision or meta.get("revision"),
-            best_layer=best_layer,
-            layer_scores=layer_scores,
-            dim=statistics[layer].dim,
+            best_layer=result.best_layer,
+            layer_scores=result.layer_scores,
+            dim=statistics[layer]["gram"].dim,
             num_samples=meta["num_samples"],
             extract_s=meta["extract_s"],
             score_s=time.perf_counter() - start,
             num_parameters=num_parameters or meta.get("num_parameters"),
             cached=cached,
         )
-
-    def _score(
-        self, statistics: dict[int | str, GramStatistics]
-    ) -> tuple[dict[str, float], int | None, dict[int, float] | None]:
-        """Each method's score (its best layer's with layers='best') and the primary's layers."""
-        scores: dict[str, float] = {}
-        primary_layers: dict[Any, float] = {}
-        for index, (name, options) in enumerate(self.methods.items()):
-            per_layer = {}
-            for layer, stats in statistics.items():
-                estimator = get_estimator(name)(regression=stats.regression, **options)
-                estimator.statistics = stats
-                per_layer[layer] = estimator.compute()
-            if index == 0:
-                primary_layers = per_layer
-            scores[name] = max(per_layer.values())
-        if self.layers != "best":
-            return scores, None, None
-        best_layer = max(primary_layers, key=primary_layers.get)
-        return scores, int(best_layer), {int(k): v for k, v in primary_layers.items()}
 
 
 def _summed(entry: dict[str, Any], regression: bool) -> dict[str, Any]:
