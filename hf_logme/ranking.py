@@ -504,8 +504,7 @@ class _Runner:
         for index, (name, options) in enumerate(self.methods.items()):
             per_layer = {}
             for layer, stats in statistics.items():
-                estimator = get_estimator(name)(regression=stats.regression, **options)
-                estimator.statistics = stats
+                estimator = get_estimator(name).from_statistics(stats, **options)
                 per_layer[layer] = estimator.compute()
             if index == 0:
                 primary_layers = per_layer
