@@ -564,8 +564,8 @@ class LogMECallback(TrainerCallback):
             self._warn("; ".join(failed), state)
             return None
         try:
-            total = LogME(**metric.get_params())
-            total.statistics = all_reduce_statistics(metric.statistics)
+            options = {k: v for k, v in metric.get_params().items() if k != "regression"}
+            total = LogME.from_statistics(all_reduce_statistics(metric.statistics), **options)
             return total.compute()
         except ValueError as err:  # the same on every process: statistics are shared now
             self._warn(describe_error(err), state)

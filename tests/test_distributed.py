@@ -34,7 +34,7 @@ def _worker(rank: int, world: int, port: int, regression: bool, queue) -> None:
         if rank == 1 and not regression:
             shard = shard[labels[shard] != "eel"]
         metric.update(features[shard], labels[shard])
-        metric.statistics = all_reduce_statistics(metric.statistics)
+        metric = hf_logme.LogME.from_statistics(all_reduce_statistics(metric.statistics), intercept=True)
         queue.put((rank, metric.compute(), metric.statistics.n))
     finally:
         dist.barrier()  # no process tears the group down while another still talks to it

@@ -2,33 +2,67 @@
 
 from typing import Any
 
-from .base import ESTIMATORS, Estimator, GramEstimator, get_estimator, register
+from ._protocol import KINDS, STATISTICS, Statistics, load_statistics
+from .base import (
+    ESTIMATORS,
+    ClassStatistics,
+    Estimator,
+    GramEstimator,
+    GramStatistics,
+    MetadataStatistics,
+    RowSample,
+    SourcePredictions,
+    get_estimator,
+    register,
+)
 from .logme import LogME, LogMEResult, logme
+from .size import NumParameters
 
 
 def score(features: Any, labels: Any, *, method: str = "logme", **options: Any) -> float:
     """Score features for labels with any registered estimator.
 
     Args:
-        features: (n_samples, n_features) array or tensor.
-        labels: class labels (n_samples,), or regression targets with ``regression=True``.
+        features: (n_samples, n_features) array or tensor; for ``"leep"`` and ``"nce"`` the
+            source model's logits (n_samples, n_source_classes). None for ``"num_parameters"``,
+            which scores ``num_parameters=...`` alone.
+        labels: class labels (n_samples,), or regression targets with ``regression=True``
+            (None for ``"num_parameters"``).
         method: the estimator's registered name; ``sorted(ESTIMATORS)`` lists them.
         **options: keyword options of that estimator (e.g. ``regression``, ``intercept`` for
-            LogME); unknown names raise ``TypeError``.
+            LogME, ``k`` for kNN); unknown names raise ``TypeError``.
 
     Returns:
         The estimator's score (see its ``higher_is_better``).
+
+    Example:
+        >>> from hf_logme import score
+        >>> score(None, None, method="num_parameters", num_parameters=110_000_000)
+        110000000.0
     """
-    return get_estimator(method)(**options).update(features, labels).compute()
+    estimator = get_estimator(method)(**options)
+    if features is None and labels is None and estimator.consumes == "metadata":
+        return estimator.compute()
+    return estimator.update(features, labels).compute()
 
 
 __all__ = [
     "ESTIMATORS",
+    "KINDS",
+    "STATISTICS",
+    "ClassStatistics",
     "Estimator",
     "GramEstimator",
+    "GramStatistics",
     "LogME",
     "LogMEResult",
+    "MetadataStatistics",
+    "NumParameters",
+    "RowSample",
+    "SourcePredictions",
+    "Statistics",
     "get_estimator",
+    "load_statistics",
     "logme",
     "register",
     "score",

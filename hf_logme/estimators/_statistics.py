@@ -8,6 +8,10 @@ For classification Y is the one-hot matrix of the labels, so Y^T F holds the per
 and Y^T 1 = diag(Y^T Y) the class counts; it is never materialised. Every statistic is a sum over
 rows, so two accumulators combine by addition, and the result does not depend on how the rows were
 batched or ordered beyond float64 round-off. Memory is O(D^2 + K*D), independent of n.
+
+Two fourth-moment sums ride along, sum_i ||f_i||^4 and sum_i ||f_i||^2 f_i (O(n D) to gather, next
+to the O(n D^2) Gram matrix): with the others they give the Ledoit-Wolf shrinkage of the centred
+covariance (the shrinkage H-score). States saved before they existed load with them missing.
 """
 
 from __future__ import annotations
@@ -20,16 +24,23 @@ import numpy as np
 import torch
 
 from ._labels import ClassEncoder
+from ._protocol import Statistics, check_regression, register_statistics, validated_batch
 
 # Features are converted to float64 in row chunks of at most this many bytes, so the float64 copy
 # of a large float32/bfloat16 matrix never has to exist at once.
 CHUNK_BYTES = 128 * 2**20
 
 
+@register_statistics
 @dataclass
-class GramStatistics:
-    """Sums over rows of features and targets. Create empty, then ``add_*`` batches or ``merge``."""
+class GramStatistics(Statistics):
+    """Sums over rows of features and targets (kind ``"gram"``): create empty, ``update``, ``merge``.
 
+    No gather options. ``add_classification`` / ``add_regression`` are the unvalidated batch
+    paths behind ``update``.
+    """
+
+    kind = "gram"
     regression: bool
     n: int = 0
     gram: torch.Tensor | None = None  # F^T F, (D, D)
@@ -39,6 +50,31 @@ class GramStatistics:
     feature_sum_regression: torch.Tensor | None = None  # F^T 1, (D,)
     target_sq_regression: torch.Tensor | None = None  # diag(Y^T Y), (K,)
     encoder: ClassEncoder = field(default_factory=ClassEncoder)  # classification only
+    norm4_sum: torch.Tensor | None = None  # sum_i ||f_i||^4, () ; None in states saved before it
+    norm2_feature_sum: torch.Tensor | None = None  # sum_i ||f_i||^2 f_i, (D,)
+
+    def __post_init__(self) -> None:
+        self.regression = check_regression(self.regression)
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    def update(self, features: Any, labels: Any) -> GramStatistics:
+        """Validate a batch (see ``validated_batch``) and fold it in; returns self."""
+        tensor, labels = validated_batch(
+            features, labels, regression=self.regression, dim=self.dim,
+            num_targets=self.num_targets if self.regression else None,
+        )
+        if self.regression:
+            self.add_regression(tensor, labels)
+        else:
+            self.add_classification(tensor, labels)
+        return self
+
+    @property
+    def has_fourth_moments(self) -> bool:
+        """Whether the fourth-moment sums were gathered (False for states saved before them)."""
+        return self.gram is None or self.norm4_sum is not None
 
     @property
     def feature_sum(self) -> torch.Tensor | None:
@@ -68,6 +104,7 @@ class GramStatistics:
         zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)  # noqa: E731
         self.gram = zeros(dim, dim)
         self.cross, self.target_sum = zeros(num_targets, dim), zeros(num_targets)
+        self.norm4_sum, self.norm2_feature_sum = zeros(), zeros(dim)
         if self.regression:
             self.feature_sum_regression, self.target_sq_regression = zeros(dim), zeros(num_targets)
 
@@ -91,6 +128,7 @@ class GramStatistics:
             with _single_thread_on_cpu(chunk.device):
                 self.cross.index_add_(0, index[start : start + chunk.shape[0]], chunk)
             add_gram_(self.gram, chunk, tmp)
+            self._add_fourth_moments(chunk)
         self.target_sum += counts
         self.n += features.shape[0]
 
@@ -104,18 +142,41 @@ class GramStatistics:
             self.cross.addmm_(targets[start : start + chunk.shape[0]].T, chunk)
             self.feature_sum_regression += chunk.sum(0)
             add_gram_(self.gram, chunk, tmp)
+            self._add_fourth_moments(chunk)
         self.target_sum += targets.sum(0)
         self.target_sq_regression += (targets * targets).sum(0)
         self.n += features.shape[0]
 
-    def merge(self, other: GramStatistics) -> None:
-        """Add another accumulator's sums into this one (classes are matched by label)."""
-        if other.gram is None:
+    def _add_fourth_moments(self, chunk: torch.Tensor) -> None:
+        if self.norm4_sum is None:  # loaded from a state saved without them: stay missing
             return
+        sq_norms = torch.linalg.vector_norm(chunk, dim=1).square_()
+        self.norm4_sum += sq_norms.dot(sq_norms)
+        self.norm2_feature_sum.addmv_(chunk.T, sq_norms)
+
+    def merge(self, other: GramStatistics) -> GramStatistics:
+        """Add another accumulator's sums into this one (classes are matched by label)."""
+        self._check_mergeable(other)
+        if other.gram is None:
+            return self
+        if self.dim is not None and self.dim != other.dim:
+            raise ValueError(
+                f"Cannot merge statistics of {other.dim}-dimensional features into "
+                f"{self.dim}-dimensional ones; both must come from the same model and layer."
+            )
+        if self.regression and self.gram is not None and self.num_targets != other.num_targets:
+            raise ValueError(
+                f"Cannot merge {other.num_targets} regression targets into {self.num_targets}."
+            )
         if self.gram is None:
             self._allocate(other.dim, other.num_targets if self.regression else 0, other.device)
         device = self.gram.device
         self.gram += other.gram.to(device)
+        if self.norm4_sum is not None and other.norm4_sum is not None:
+            self.norm4_sum += other.norm4_sum.to(device)
+            self.norm2_feature_sum += other.norm2_feature_sum.to(device)
+        else:
+            self.norm4_sum = self.norm2_feature_sum = None
         if self.regression:
             self.feature_sum_regression += other.feature_sum_regression.to(device)
             self.cross += other.cross.to(device)
@@ -129,12 +190,15 @@ class GramStatistics:
             self.cross.index_add_(0, positions, other.cross.to(device))
             self.target_sum.index_add_(0, positions, other.target_sum.to(device))
         self.n += other.n
+        return self
 
     def state_dict(self) -> dict[str, Any]:
         """The sums as CPU tensors and plain lists (for caches and for sending between processes)."""
-        state: dict[str, Any] = {"regression": self.regression, "n": self.n}
+        state: dict[str, Any] = {"kind": self.kind, "regression": self.regression, "n": self.n}
         if self.gram is not None:
             state.update(gram=self.gram.cpu(), cross=self.cross.cpu(), target_sum=self.target_sum.cpu())
+            if self.norm4_sum is not None:
+                state.update(norm4_sum=self.norm4_sum.cpu(), norm2_feature_sum=self.norm2_feature_sum.cpu())
             if self.regression:
                 state["feature_sum"] = self.feature_sum_regression.cpu()
                 state["target_sq"] = self.target_sq_regression.cpu()
@@ -152,6 +216,9 @@ class GramStatistics:
             to = lambda t: torch.as_tensor(t, dtype=torch.float64).to(device)  # noqa: E731
             stats.gram, stats.cross = to(state["gram"]), to(state["cross"])
             stats.target_sum = to(state["target_sum"])
+            if "norm4_sum" in state:
+                stats.norm4_sum = to(state["norm4_sum"])
+                stats.norm2_feature_sum = to(state["norm2_feature_sum"])
             if stats.regression:
                 stats.feature_sum_regression = to(state["feature_sum"])
                 stats.target_sq_regression = to(state["target_sq"])

@@ -137,3 +137,40 @@ def _check_length(n_labels: int, n_rows: int, name: str) -> None:
             f"{name} has {n_labels} rows but features has {n_rows}; they must be aligned, one "
             f"label per feature row."
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# Option checks shared by the estimators and their statistics (added with the estimator suite).
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is a bool; a string or a number is a TypeError, never a truthy value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool (True or False); got {value!r}.")
+    return bool(value)
+
+
+def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """``value`` if it is an int >= ``minimum`` (bools are rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}.")
+    return int(value)
+
+
+def check_float(value: Any, name: str, *, positive: bool = True) -> float:
+    """``value`` as a finite float (> 0 when ``positive``); bools and strings are TypeErrors."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number; got {value!r}.")
+    value = float(value)
+    if not np.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number; got {value}.")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``; the error lists them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")
+    return value

@@ -1,8 +1,33 @@
-"""The streaming estimator interface and the registry behind ``hf_logme.score``.
+"""The estimator interface, what each estimator consumes, and the registry behind ``score``.
 
-Every estimator folds batches in with ``update``, combines with another instance through ``merge``
-(batches, processes, machines, a cache) and turns its state into a score with ``compute``. Estimators
-whose state is the Gram statistics of ``_statistics`` share everything but ``compute``.
+The contract between estimators and whatever gathers their input (a ranking, a Trainer callback):
+
+* ``Estimator.consumes`` names the statistics kind an estimator is computed from:
+
+  - ``"gram"``: :class:`GramStatistics`, n, F^T F, F^T Y and sums (LogME, H-score, shrinkage
+    H-score). O(D^2 + K D).
+  - ``"class_statistics"``: :class:`ClassStatistics`, per-class count, mean and per-dimension
+    variance (GBC). O(K D): per-class D x D scatter is deliberately not kept (K=100, D=1024 would
+    be 800 MB); estimators that need per-class covariances compute them from rows.
+  - ``"rows"``: :class:`RowSample`, the feature rows themselves up to ``max_rows``, sampled by a
+    seeded hash of each row's content, so the sample does not depend on batching, order or
+    sharding (kNN, NLEEP, PARC, TransRate, SFDA, linear probe). O(max_rows D).
+  - ``"source_predictions"``: :class:`SourcePredictions`, the source model's logits over its own
+    label space: a row sample of them plus the joint label/prediction counts over all rows
+    (LEEP, NCE). O(max_rows Z + K Z).
+  - ``"metadata"``: :class:`MetadataStatistics`, the parameter count (the size baseline).
+
+* Every statistics kind follows one protocol (``_protocol.Statistics``): ``Kind(regression=...,
+  **gather_options)``, ``update(features, labels)``, ``merge(other)``, ``n``, ``options()``,
+  ``state_dict()`` / ``Kind.from_state_dict(state, device)`` (or ``load_statistics(state)``).
+* ``Estimator.new_statistics(regression=..., **gather_options)`` returns the empty statistics an
+  estimator consumes, ``estimator.gather_options()`` the options its own instance gathers with,
+  and ``Estimator.from_statistics(statistics, **options)`` builds an estimator over statistics
+  gathered elsewhere (shared, not copied: several estimators may read one object). So a ranking
+  gathers one statistics object per (kind, gather options) per layer and scores every method
+  that consumes it.
+* Estimators keep the streaming API: ``update`` / ``merge`` / ``compute`` / ``reset`` /
+  ``state_dict`` / ``load_state_dict``, written once here; a subclass writes ``compute``.
 """
 
 from __future__ import annotations
@@ -12,8 +37,11 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
+from ._class_statistics import ClassStatistics
+from ._metadata import MetadataStatistics
+from ._protocol import STATISTICS, Statistics, check_regression, load_statistics
+from ._rows import RowSample, SourcePredictions
 from ._statistics import GramStatistics
-from ._validation import as_class_labels, as_feature_tensor, as_regression_targets
 
 E = TypeVar("E", bound="Estimator")
 
@@ -22,6 +50,8 @@ ESTIMATORS: dict[str, type[Estimator]] = {}
 
 def register(cls: type[E]) -> type[E]:
     """Class decorator: make an estimator available to ``score(method=cls.name)`` and rankings."""
+    if cls.consumes not in STATISTICS:
+        raise ValueError(f"{cls.__name__}.consumes={cls.consumes!r} is not one of {sorted(STATISTICS)}.")
     ESTIMATORS[cls.name] = cls
     return cls
 
@@ -37,55 +67,84 @@ def get_estimator(method: str) -> type[Estimator]:
 
 
 class Estimator(ABC):
-    """A transferability score accumulated over batches.
+    """A transferability score accumulated over batches into the statistics it consumes.
 
     Attributes:
         name: registry key, as used in ``score(method=...)`` and in rankings.
+        consumes: the statistics kind it is computed from (see the module docstring).
         higher_is_better: whether a larger score predicts better transfer.
         supports_regression: whether ``regression=True`` is accepted.
     """
 
     name: ClassVar[str]
+    consumes: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     supports_regression: ClassVar[bool] = False
 
     def __init__(self, *, regression: bool = False) -> None:
+        regression = check_regression(regression)
         if regression and not self.supports_regression:
-            raise ValueError(f"{type(self).__name__} does not support regression=True.")
-        self.regression = bool(regression)
+            raise ValueError(
+                f"{type(self).__name__} ({self.name!r}) does not support regression=True; it is "
+                f"defined for class labels only. Regression methods: "
+                f"{sorted(n for n, c in ESTIMATORS.items() if c.supports_regression)}."
+            )
+        self.regression = regression
+        self._statistics: Statistics | None = None
 
-    @abstractmethod
-    def update(self: E, features: Any, labels: Any) -> E:
-        """Fold a batch of features (n_samples, n_features) and labels into the state."""
+    # --- the contract with gatherers ------------------------------------------------------
 
-    @abstractmethod
-    def merge(self: E, other: E) -> E:
-        """Fold another estimator's state into this one, as if its batches had been updated here."""
+    @classmethod
+    def new_statistics(cls, *, regression: bool = False, **gather_options: Any) -> Statistics:
+        """Empty statistics of the kind this estimator consumes, gathered with these options."""
+        return STATISTICS[cls.consumes](regression=regression, **gather_options)
 
-    @abstractmethod
-    def compute(self) -> float:
-        """The score of everything seen so far."""
+    @classmethod
+    def from_statistics(cls: type[E], statistics: Statistics, **options: Any) -> E:
+        """An estimator over statistics gathered elsewhere (held, not copied).
 
-    @abstractmethod
-    def reset(self) -> None:
-        """Forget all batches."""
+        Args:
+            statistics: of the kind ``cls.consumes``; its ``regression`` flag and gather options
+                become the estimator's.
+            **options: the estimator's other options (e.g. ``intercept`` for LogME, ``k`` for
+                kNN); a gather option or ``regression`` that disagrees with the statistics is a
+                ValueError.
+        """
+        expected = STATISTICS[cls.consumes]
+        if not isinstance(statistics, expected):
+            raise TypeError(
+                f"{cls.__name__} consumes {expected.__name__} ({cls.consumes!r}); got "
+                f"{type(statistics).__name__}."
+            )
+        given = {"regression": statistics.regression, **statistics.options()}
+        for key, value in given.items():
+            if key in options and options[key] != value:
+                raise ValueError(
+                    f"{key}={options[key]!r} disagrees with the statistics, gathered with "
+                    f"{key}={value!r}; drop the option or gather again."
+                )
+        estimator = cls(**{**options, **given})
+        estimator._statistics = statistics
+        return estimator
 
-
-class GramEstimator(Estimator):
-    """Base for estimators that need only the streaming Gram statistics of features and targets.
-
-    Holds a :class:`GramStatistics`, validates each batch at the boundary, and implements
-    ``update``, ``merge``, ``reset``, ``state_dict`` and ``load_state_dict`` once. Subclasses
-    implement ``compute`` from ``self.statistics``.
-    """
-
-    def __init__(self, *, regression: bool = False) -> None:
-        super().__init__(regression=regression)
-        self.statistics = GramStatistics(regression=self.regression)
+    def gather_options(self) -> dict[str, Any]:
+        """The options this estimator's statistics are gathered with (none by default)."""
+        return {}
 
     def get_params(self) -> dict[str, Any]:
         """The constructor options (as keyword arguments); two instances merge only if they agree."""
-        return {"regression": self.regression}
+        return {"regression": self.regression, **self.gather_options()}
+
+    @property
+    def statistics(self) -> Statistics:
+        """The statistics accumulated so far (read-only: build from others with ``from_statistics``)."""
+        if self._statistics is None:
+            self._statistics = self.new_statistics(
+                regression=self.regression, **self.gather_options()
+            )
+        return self._statistics
+
+    # --- streaming API -----------------------------------------------------------------------
 
     def _changed(self) -> None:
         """Hook: the statistics changed (subclasses drop cached results)."""
@@ -95,8 +154,9 @@ class GramEstimator(Estimator):
 
         Args:
             features: array or tensor of shape (n_samples, n_features), float16, bfloat16,
-                float32 or float64, on any device. Batches after the first are moved to the
-                device of the first.
+                float32 or float64, on any device (for source-prediction estimators: the source
+                model's logits, (n_samples, n_source_classes)). Batches after the first are
+                moved to the device of the first.
             labels: classification: shape (n_samples,) of any hashable kind (ints with gaps,
                 strings, bools); classes first seen in a later batch are fine. Regression: floats
                 of shape (n_samples,) or (n_samples, n_targets).
@@ -104,28 +164,12 @@ class GramEstimator(Estimator):
         Returns:
             self, so calls chain: ``LogME().update(f, y).compute()``.
         """
-        stats = self.statistics
-        tensor = as_feature_tensor(features)
-        if stats.dim is not None and tensor.shape[1] != stats.dim:
-            raise ValueError(
-                f"features has {tensor.shape[1]} columns but earlier batches had {stats.dim}; "
-                f"every batch must come from the same model, layer and pooling."
-            )
-        if self.regression:
-            targets = as_regression_targets(labels, tensor.shape[0])
-            if stats.num_targets is not None and targets.shape[1] != stats.num_targets:
-                raise ValueError(
-                    f"labels has {targets.shape[1]} target columns but earlier batches had "
-                    f"{stats.num_targets}; every batch must carry the same targets."
-                )
-            stats.add_regression(tensor, targets)
-        else:
-            stats.add_classification(tensor, as_class_labels(labels, tensor.shape[0]))
+        self.statistics.update(features, labels)
         self._changed()
         return self
 
     def merge(self: E, other: E) -> E:
-        """Add ``other``'s statistics to this one's (other is left unchanged).
+        """Fold ``other``'s statistics into this one's (other is left unchanged).
 
         Equivalent to having updated this estimator with all of ``other``'s batches: use it to
         combine shards computed on several devices or processes.
@@ -140,46 +184,18 @@ class GramEstimator(Estimator):
                 f"Cannot merge {type(self).__name__} with options {other.get_params()} into one "
                 f"with {self.get_params()}; create both with the same options."
             )
-        mine, theirs = self.statistics, other.statistics
-        if mine.dim is not None and theirs.dim is not None and mine.dim != theirs.dim:
-            raise ValueError(
-                f"Cannot merge statistics of {theirs.dim}-dimensional features into "
-                f"{mine.dim}-dimensional ones; both must come from the same model and layer."
-            )
-        if (
-            self.regression
-            and mine.num_targets is not None
-            and theirs.num_targets is not None
-            and mine.num_targets != theirs.num_targets
-        ):
-            raise ValueError(
-                f"Cannot merge {theirs.num_targets} regression targets into {mine.num_targets}."
-            )
-        mine.merge(theirs)
+        self.statistics.merge(other.statistics)
         self._changed()
         return self
 
-    def reset(self) -> None:
-        self.statistics = GramStatistics(regression=self.regression)
-        self._changed()
+    @abstractmethod
+    def compute(self) -> float:
+        """The score of everything seen so far."""
 
-    def _require_data(self) -> GramStatistics:
-        stats = self.statistics
-        if stats.n == 0:
-            raise ValueError(
-                f"{type(self).__name__}.compute() called before any data: call "
-                f"update(features, labels) with at least 2 samples first."
-            )
-        if stats.n < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs at least 2 samples; got {stats.n}."
-            )
-        if not self.regression and stats.num_targets < 2:
-            raise ValueError(
-                f"labels hold a single class ({stats.encoder.classes[0]!r}); a transferability "
-                f"score needs at least 2 classes. Check the label column and the subsample."
-            )
-        return stats
+    def reset(self) -> None:
+        """Forget all batches."""
+        self._statistics = None
+        self._changed()
 
     def state_dict(self) -> dict[str, Any]:
         """Options and statistics as plain tensors and lists (for caches and other processes)."""
@@ -192,5 +208,54 @@ class GramEstimator(Estimator):
                 f"State was saved with options {state['options']}, this estimator has "
                 f"{self.get_params()}."
             )
-        self.statistics = GramStatistics.from_state_dict(state["statistics"], device)
+        statistics = load_statistics({"kind": self.consumes, **state["statistics"]}, device)
+        self._statistics = statistics
         self._changed()
+
+    def _require_samples(self, minimum: int = 2) -> Statistics:
+        """The statistics, or a ValueError saying what ``compute()`` is missing."""
+        stats = self.statistics
+        if stats.n == 0:
+            raise ValueError(
+                f"{type(self).__name__}.compute() called before any data: call "
+                f"update(features, labels) with at least {minimum} samples first."
+            )
+        if stats.n < minimum:
+            raise ValueError(f"{type(self).__name__} needs at least {minimum} samples; got {stats.n}.")
+        return stats
+
+
+def _single_class_error(label: Any) -> ValueError:
+    return ValueError(
+        f"labels hold a single class ({label!r}); a transferability score needs at least 2 "
+        f"classes. Check the label column and the subsample."
+    )
+
+
+class GramEstimator(Estimator):
+    """Base for estimators that need only the streaming Gram statistics of features and targets.
+
+    Subclasses implement ``compute`` from ``self.statistics`` (a :class:`GramStatistics`).
+    """
+
+    consumes = "gram"
+
+    def _require_data(self) -> GramStatistics:
+        stats = self._require_samples(2)
+        if not self.regression and stats.num_targets < 2:
+            raise _single_class_error(stats.encoder.classes[0])
+        return stats
+
+
+__all__ = [
+    "ESTIMATORS",
+    "ClassStatistics",
+    "Estimator",
+    "GramEstimator",
+    "GramStatistics",
+    "MetadataStatistics",
+    "RowSample",
+    "SourcePredictions",
+    "get_estimator",
+    "register",
+]
