@@ -7,9 +7,10 @@ from .features import ExtractedFeatures, extract_features
 from .hub import Candidate, search_candidates
 from .ranking import rank_models
 from .results import Ranking, RankingRow
+from .selection import select_checkpoint
 
 if TYPE_CHECKING:
-    from .trainer import LogMECallback, make_model_init, select_checkpoint
+    from .trainer import LogMECallback, make_model_init
 
 __version__ = "0.1.0"
 
@@ -34,7 +35,7 @@ __all__ = [
 
 # hf_logme.trainer imports transformers' Trainer machinery and accelerate (half a second): it is
 # imported when one of its names is first used, not by `import hf_logme`.
-_TRAINER_NAMES = ("LogMECallback", "make_model_init", "select_checkpoint")
+_TRAINER_NAMES = ("LogMECallback", "make_model_init")
 
 
 def __getattr__(name: str) -> Any:

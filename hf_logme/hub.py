@@ -489,32 +489,3 @@ def safetensors_parameter_count(folder: str | Path) -> int | None:
                     count *= size
                 total += count
     return total
-
-
-def search_for_dataset(
-    dataset: Any,
-    *,
-    task: str | Sequence[str] | None = None,
-    limit: int = 20,
-    label_column: str | None = None,
-    text_column: str | None = None,
-    text_pair_column: str | None = None,
-    image_column: str | None = None,
-    audio_column: str | None = None,
-    require_safetensors: bool = True,
-    token: str | bool | None = None,
-) -> list[Candidate]:
-    """Candidates for a ``datasets.Dataset``: of ``task``, or else of the usual encoder tasks of
-    its input column's modality (text, image or audio; columns detected as in extraction)."""
-    from .features.columns import find_inputs
-    from .features.targets import find_label_column
-
-    if task is not None:
-        return search_candidates(task=task, limit=limit, require_safetensors=require_safetensors, token=token)
-    label = find_label_column(dataset, label_column)
-    modality = find_inputs(
-        dataset, None, text_column=text_column, text_pair_column=text_pair_column,
-        image_column=image_column, audio_column=audio_column, exclude=(label,),
-    ).modality
-    logger.info("Searching the Hub for %s models (the dataset's input).", modality)
-    return search_candidates(modality=modality, limit=limit, require_safetensors=require_safetensors, token=token)

@@ -17,7 +17,8 @@ from hub_fixtures import CATALOG, build_entry, build_text_model, reviews_dataset
 import hf_logme
 from hf_logme.errors import NoCandidateError, UnsupportedModelError
 from hf_logme.hub import MODALITY_TASKS
-from hf_logme.trainer import LogMECallback, make_model_init, select_checkpoint
+from hf_logme.selection import select_checkpoint
+from hf_logme.trainer import LogMECallback, make_model_init
 
 TRAINER_OPTIONS = dict(report_to="none", save_strategy="no", disable_tqdm=True, use_cpu=True,
                        per_device_train_batch_size=8, per_device_eval_batch_size=8, seed=0)

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace, dataset: Any) -> list[Any]:
     """Hub candidates for --task, or for the modality of the dataset's input column."""
     from hf_logme.features.columns import resolve_split
-    from hf_logme.hub import search_for_dataset
+    from hf_logme.selection import search_for_dataset
 
     return search_for_dataset(
         resolve_split(dataset, None), task=args.task, limit=args.limit, label_column=args.label_column,
