@@ -66,6 +66,11 @@ class ExtractedFeatures:
         columns: the input column(s) read; ``label_column``: the label column.
         device, dtype: where and in which precision the model ran.
         batch_size: the batch size in the end (smaller than requested after out-of-memory).
+        logits: with ``source_predictions=True`` and a checkpoint with a classification head:
+            its (num_samples, num_source_classes) float32 logits on the CPU, from the same
+            forward pass as the features (None with ``return_features=False``).
+        logits_reason: with ``source_predictions=True``, why there are no logits ("" if there
+            are).
     """
 
     features: torch.Tensor | dict[int, torch.Tensor] | None
@@ -86,6 +91,8 @@ class ExtractedFeatures:
     device: str = ""
     dtype: str = ""
     batch_size: int = 0
+    logits: torch.Tensor | None = None
+    logits_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,7 +183,9 @@ def extract_features(
     processor: Any = None,
     sampling_rate: int | None = None,
     num_workers: int | str = "auto",
+    source_predictions: bool = False,
     on_batch: Callable[[Any, np.ndarray], Any] | None = None,
+    on_logits: Callable[[torch.Tensor, np.ndarray], Any] | None = None,
     return_features: bool = True,
     shard: tuple[int, int] | None = None,
     progress: bool = True,
@@ -217,11 +226,18 @@ def extract_features(
         processor: the processor of a model object.
         sampling_rate: the rate of an audio column of bare arrays.
         num_workers: threads preparing batches ("auto": 1 for text, up to 8 for images and audio).
+        source_predictions: also return the checkpoint's own classifier logits (``logits``),
+            from the same forward pass, when its ``config.architectures`` names a sequence,
+            image or audio classification head (loaded with the matching
+            ``AutoModelFor...Classification``; the features stay its base model's hidden
+            states). Without a head, ``logits`` is None and ``logits_reason`` says why.
         on_batch: called as ``on_batch(features, labels)`` after each batch, in the processing
             order (longest inputs first for text and audio, not dataset order); ``features`` is
             a (B, D) float32 tensor on the model's device (a dict per layer with
             ``layers="all"``) and ``labels`` the aligned rows of ``ExtractedFeatures.labels``,
             ready for ``LogME.update`` (``regression=True`` for regression and multilabel).
+        on_logits: with source predictions, called as ``on_logits(logits, labels)`` after each
+            batch: (B, num_source_classes) float32 logits on the model's device.
         shard: ``(index, count)``: process only every ``count``-th batch, starting at
             ``index``, of the batches one call would run, so ``count`` processes share the work
             and together cover every row once. Each process's batches are exactly those of a
@@ -276,6 +292,7 @@ def extract_features(
         use_safetensors=use_safetensors,
         sampling_rate=sampling_rate,
         num_workers=num_workers,
+        source_predictions=source_predictions,
         shard=shard,
     )
     return extract(
@@ -284,6 +301,7 @@ def extract_features(
         options,
         processor=processor,
         on_batch=on_batch,
+        on_logits=on_logits,
         return_features=return_features,
         progress=progress,
     )
@@ -296,14 +314,16 @@ def extract(
     *,
     processor: Any = None,
     on_batch: Callable[[Any, np.ndarray], Any] | None = None,
+    on_logits: Callable[[torch.Tensor, np.ndarray], Any] | None = None,
     return_features: bool = True,
     progress: bool = True,
 ) -> ExtractedFeatures:
     """:func:`extract_features` with its options already in one validated object."""
-    if on_batch is not None and not callable(on_batch):
-        raise TypeError(
-            f"on_batch must be callable as on_batch(features, labels); got {on_batch!r}."
-        )
+    for name, callback in (("on_batch", on_batch), ("on_logits", on_logits)):
+        if callback is not None and not callable(callback):
+            raise TypeError(
+                f"{name} must be callable as {name}(features, labels); got {callback!r}."
+            )
     check_bool("return_features", return_features)
     check_bool("progress", progress)
     if not return_features and on_batch is None:
@@ -342,7 +362,9 @@ def extract(
         use_safetensors=o.use_safetensors,
         device=o.device,
         dtype=o.dtype,
+        classifier=o.source_predictions,
     )
+    predictions, logits_reason = _has_predictions(loaded, o.source_predictions)
     load_s = 0.0 if isinstance(model, LoadedModel) else time.perf_counter() - load_start
     pooling, reason = _resolve_pooling(loaded, o.pooling, o.layers)
 
@@ -376,12 +398,13 @@ def extract(
         mine = [order[i : i + size] for i in range(0, len(order), size)][shard[0] :: shard[1]]
         order = np.concatenate(mine) if mine else order[:0]
     labels = targets.values[rows]
-    runner = FeatureRunner(loaded, pooling, o.layers)
+    runner = FeatureRunner(loaded, pooling, o.layers, predictions=predictions)
     loop = _Loop(
         runner,
         size,
         adaptive=o.batch_size == "auto",
         on_batch=on_batch,
+        on_logits=on_logits,
         keep=return_features,
         num_rows=len(rows),
         labels=labels,
@@ -398,10 +421,12 @@ def extract(
     extract_s = time.perf_counter() - extract_start
     timings.update(load_s=load_s, extract_s=extract_s, samples_per_s=len(order) / extract_s)
     timings["prepare_s"] += prepare_s
-    features = loop.features
+    features, logits = loop.features, loop.logits
     if shard is not None:  # this shard's rows only, in dataset order
         kept = np.sort(order)
         rows, labels = rows[kept], labels[kept]
+        if logits is not None:
+            logits = logits[torch.from_numpy(kept)]
         if isinstance(features, dict):
             features = {k: v[torch.from_numpy(kept)] for k, v in features.items()}
         elif features is not None:
@@ -426,7 +451,25 @@ def extract(
         device=str(loaded.device),
         dtype=str(loaded.dtype).removeprefix("torch."),
         batch_size=loop.size,
+        logits=logits,
+        logits_reason=logits_reason,
     )
+
+
+def _has_predictions(loaded: LoadedModel, wanted: bool) -> tuple[bool, str]:
+    """Whether the source model's logits come with the features, and if not, why not."""
+    if not wanted:
+        return False, ""
+    if loaded.classifier is not None:
+        return True, ""
+    architectures = getattr(loaded.config, "architectures", None)
+    reason = (
+        f"{loaded.model_id} has no classification head to give source predictions "
+        f"(config.architectures={architectures!r}; LEEP and NCE need a checkpoint saved "
+        f"with a sequence, image or audio classification head)"
+    )
+    logger.info("%s.", reason)
+    return False, reason
 
 
 def _resolve_pooling(loaded: LoadedModel, pooling: str, layers: str) -> tuple[str, str]:
@@ -478,13 +521,16 @@ class _Loop:
         *,
         adaptive: bool,
         on_batch: Callable[[Any, np.ndarray], Any] | None,
+        on_logits: Callable[[torch.Tensor, np.ndarray], Any] | None = None,
         keep: bool,
         num_rows: int,
         labels: np.ndarray,
     ) -> None:
         self.runner, self.size, self.adaptive = runner, size, adaptive
         self.on_batch, self.keep, self.num_rows, self.labels = on_batch, keep, num_rows, labels
+        self.on_logits = on_logits
         self.features: torch.Tensor | dict[int, torch.Tensor] | None = None
+        self.logits: torch.Tensor | None = None
         self.dim: int | dict[int, int] = 0
 
     def run(self, source: Any, order: np.ndarray, num_workers: int, bar: Any) -> dict[str, float]:
@@ -529,14 +575,23 @@ class _Loop:
 
     def _process(self, positions: np.ndarray, inputs: Any) -> None:
         features = self._forward(inputs)
+        logits = None
+        if self.runner.predictions:
+            features, logits = features
         _check_finite(features, self.runner)
         if not self.dim:
             self.dim = _width(features)
         labels = self.labels[positions]
         if self.on_batch is not None:
             self.on_batch(features, labels)
+        if logits is not None and self.on_logits is not None:
+            self.on_logits(logits, labels)
         if self.keep:
             self._store(positions, features)
+            if logits is not None:
+                if self.logits is None:
+                    self.logits = torch.empty(self.num_rows, logits.shape[1])
+                self.logits[torch.from_numpy(positions)] = logits.cpu()
 
     def _forward(self, inputs: Any) -> torch.Tensor | dict[int, torch.Tensor]:
         """Run one prepared batch, in pieces of ``self.size`` rows, halving on out-of-memory."""
@@ -559,9 +614,9 @@ class _Loop:
             _empty_cache(self.runner.loaded.device)
         if len(parts) == 1:
             return parts[0]
-        if isinstance(parts[0], dict):
-            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        return torch.cat(parts)
+        if isinstance(parts[0], tuple):  # (features, logits)
+            return _concat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return _concat(parts)
 
     def _store(
         self, positions: np.ndarray, features: torch.Tensor | dict[int, torch.Tensor]
@@ -578,6 +633,13 @@ class _Loop:
         if self.features is None:
             self.features = torch.empty(self.num_rows, features.shape[1])
         self.features[index] = features.cpu()
+
+
+def _concat(parts: list[Any]) -> torch.Tensor | dict[int, torch.Tensor]:
+    """Pieces of one batch's features (tensors, or dicts of them per layer) joined by rows."""
+    if isinstance(parts[0], dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts)
 
 
 def _width(features: torch.Tensor | dict[int, torch.Tensor]) -> int | dict[int, int]:

@@ -19,15 +19,35 @@ class FeatureRunner:
         pooling: a resolved pooling name ("cls", "mean", "max", "last", "pooler"), or "model" for
             a custom module whose output already is one vector per sample.
         layers: "last", or "all" for every hidden state (index 0 is the embedding output).
+        predictions: also return the classification head's logits (``loaded.classifier`` must
+            be set), from the same forward pass: the classifier runs once and the features are
+            its base model's outputs, exactly those of the base model alone.
     """
 
-    def __init__(self, loaded: LoadedModel, pooling: str, layers: str) -> None:
+    def __init__(
+        self, loaded: LoadedModel, pooling: str, layers: str, *, predictions: bool = False
+    ) -> None:
+        if predictions and loaded.classifier is None:
+            raise ValueError(f"{loaded.model_id} has no classification head loaded.")
         self.loaded = loaded
         self.pooling = pooling
         self.layers = layers
+        self.predictions = predictions
         self._non_blocking = loaded.device.type == "cuda"
 
     def __call__(self, inputs: Any) -> torch.Tensor | dict[int, torch.Tensor]:
+        """Pooled features of one batch (with ``predictions``: a (features, logits) pair)."""
+        if not self.predictions:
+            return self._features(inputs)
+        captured: list[Any] = []
+        hook = self.loaded.model.register_forward_hook(lambda m, a, out: captured.append(out))
+        try:
+            features = self._features(inputs, captured)
+        finally:
+            hook.remove()
+        return features
+
+    def _features(self, inputs: Any, captured: list[Any] | None = None) -> Any:
         inputs = self._to_device(inputs)
         is_dict = isinstance(inputs, dict)
         mask = inputs.pop("_pool_mask", None) if is_dict else None
@@ -50,8 +70,17 @@ class FeatureRunner:
                     f"must return a (B, D) or (B, T, D) tensor, or an output with "
                     f"last_hidden_state."
                 )
+        elif captured is not None:  # the classifier runs; its base model's output is captured
+            head = self.loaded.classifier(
+                **inputs, output_hidden_states=self.layers == "all", return_dict=True
+            )
+            output = captured[-1]
+            return self._pooled(output, mask), head.logits.float()
         else:
             output = model(**inputs, output_hidden_states=self.layers == "all", return_dict=True)
+        return self._pooled(output, mask)
+
+    def _pooled(self, output: Any, mask: torch.Tensor | None) -> Any:
         if self.layers == "all":
             states = output.hidden_states
             if states is None:

@@ -53,6 +53,9 @@ class LoadedModel:
         load_s: seconds spent loading.
         forward_args: the input names ``model.forward`` accepts (empty if it takes
             ``**kwargs``); processor outputs it does not accept are dropped.
+        classifier: with ``load_model(..., classifier=True)`` and a checkpoint whose
+            ``config.architectures`` names a sequence, image or audio classification head: the
+            whole classifier, of which ``model`` is the base (its source predictions); else None.
     """
 
     model: torch.nn.Module
@@ -70,6 +73,7 @@ class LoadedModel:
     decoder_only: bool = False
     load_s: float = 0.0
     forward_args: frozenset[str] = field(default_factory=frozenset)
+    classifier: torch.nn.Module | None = None
 
     def auto_pooling(self, layers: str = "last") -> PoolingChoice:
         """What ``pooling="auto"`` resolves to for this model (see :mod:`.pooling`)."""
@@ -95,6 +99,7 @@ def load_model(
     use_safetensors: bool = True,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "auto",
+    classifier: bool = False,
 ) -> LoadedModel:
     """Load (or wrap) a model and its processor for feature extraction.
 
@@ -117,6 +122,8 @@ def load_model(
             "auto" keeps it where it is.
         dtype: "auto" (bfloat16 on GPUs that support it, else float32), a torch floating dtype
             or its name. For a model object, "auto" keeps its dtype.
+        classifier: also load the checkpoint's classification head when its config names one
+            (``LoadedModel.classifier``; ids and folders only).
 
     Returns:
         A :class:`LoadedModel`.
@@ -147,7 +154,11 @@ def load_model(
                 model, revision=revision, token=token, trust_remote_code=trust_remote_code
             )
         loaded = _load_checkpoint(
-            model, use_safetensors=use_safetensors, device=target_device, dtype=target_dtype
+            model,
+            use_safetensors=use_safetensors,
+            device=target_device,
+            dtype=target_dtype,
+            classifier=classifier,
         )
         loaded.load_s = time.perf_counter() - start
         return loaded
@@ -222,18 +233,42 @@ def inspect_checkpoint(
     )
 
 
-def _load_checkpoint(
-    checkpoint: Checkpoint, *, use_safetensors: bool, device: torch.device, dtype: torch.dtype
-) -> LoadedModel:
-    from transformers import AutoModel
+#: ``config.architectures`` suffix -> the Auto class that loads that classification head.
+_CLASSIFIER_CLASSES = {
+    "ForSequenceClassification": "AutoModelForSequenceClassification",
+    "ForImageClassification": "AutoModelForImageClassification",
+    "ForAudioClassification": "AutoModelForAudioClassification",
+}
 
+
+def classifier_class(config: Any) -> str | None:
+    """The Auto class of the classification head ``config.architectures`` names, or None."""
+    for architecture in getattr(config, "architectures", None) or ():
+        for suffix, auto_class in _CLASSIFIER_CLASSES.items():
+            if architecture.endswith(suffix):
+                return auto_class
+    return None
+
+
+def _load_checkpoint(
+    checkpoint: Checkpoint,
+    *,
+    use_safetensors: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+    classifier: bool = False,
+) -> LoadedModel:
+    import transformers
+
+    head_class = classifier_class(checkpoint.config) if classifier else None
+    auto_class = getattr(transformers, head_class or "AutoModel")
     model_id, config, modality = checkpoint.model_id, checkpoint.config, checkpoint.modality
     hub = {"revision": checkpoint.revision, "token": checkpoint.token}
     trust_remote_code = checkpoint.trust_remote_code
     processor = _load_processor(model_id, modality, trust_remote_code=trust_remote_code, **hub)
     st_pooling, st_max_length = _sentence_transformers_config(model_id, **hub)
     try:
-        loaded, info = AutoModel.from_pretrained(
+        loaded, info = auto_class.from_pretrained(
             model_id,
             config=config,
             trust_remote_code=trust_remote_code,
@@ -259,8 +294,9 @@ def _load_checkpoint(
             len(missing),
             missing[:10],
         )
+    head = loaded if head_class is not None else None
     result = _describe(
-        loaded,
+        loaded.base_model if head is not None else loaded,
         processor=processor,
         model_id=model_id,
         revision=checkpoint.revision,
@@ -271,7 +307,8 @@ def _load_checkpoint(
             key.split(".")[0] == "pooler" or ".pooler." in key for key in missing
         ),
     )
-    result.model.to(device).eval()
+    result.classifier = head
+    (head if head is not None else result.model).to(device).eval()
     return result
 
 
