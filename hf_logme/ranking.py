@@ -10,6 +10,7 @@ and score them with every requested method. A candidate that cannot be scored be
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import time
@@ -24,8 +25,15 @@ import torch
 from . import distributed
 from .cache import StatisticsCache
 from .errors import describe as describe_error
-from .estimators import GramEstimator, LogME, get_estimator
-from .estimators._statistics import GramStatistics
+from .estimators import (
+    STATISTICS,
+    Estimator,
+    GramStatistics,
+    MetadataStatistics,
+    get_estimator,
+    load_statistics,
+)
+from .estimators._rows import DEFAULT_MAX_ROWS
 from .results import Ranking, RankingRow
 from .scoring import score_candidate
 
@@ -42,6 +50,13 @@ LAYER_MODES = ("last", "best", "mean")
 # ranked below its own randomly initialised copy on 10 of 10 food-review subsets (with it: on
 # none); see the README.
 RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True}}
+
+#: Statistics kinds gathered per layer; source predictions are per candidate, metadata is read
+#: from the checkpoint.
+LAYER_KINDS = ("gram", "class_statistics", "rows")
+#: Layout of cache entries: {"layout", "groups", "statistics": {layer: {group: state}},
+#: "shared": {group: state}, "unavailable": {group: reason}, "meta"}.
+ENTRY_LAYOUT = 2
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,7 @@ def rank_models(
     cache_dir: str | os.PathLike | None = None,
     delete_after: bool = False,
     distribute: Literal["auto", "samples", "candidates"] = "auto",
+    max_rows: int = DEFAULT_MAX_ROWS,
     progress: bool = True,
 ) -> Ranking:
     """Score every candidate checkpoint on ``dataset`` and rank them, best first.
@@ -92,6 +108,12 @@ def rank_models(
         methods: estimator names (``("logme",)``), or a mapping from name to its options, e.g.
             ``{"logme": {"intercept": False}}``. The first orders the ranking. Options default to
             ``RANKING_DEFAULTS`` (LogME: ``intercept=True``), then to the estimator's own.
+            Each candidate runs ONE forward pass that gathers what all methods consume (see
+            :mod:`hf_logme.estimators.base`): Gram statistics, per-class statistics, a capped
+            row sample (per layer with ``layers="best"``), the checkpoint's own classifier
+            predictions (LEEP, NCE; a candidate without a classification head gets that method
+            in ``RankingRow.method_errors``, the others still score it) and its parameter
+            count. Memory stays O(D^2) per layer unless a method that reads rows is asked for.
         layers: ``"last"`` scores the last hidden layer; ``"best"`` scores every hidden layer from
             one forward pass and keeps each model's best; ``"mean"`` scores the average of all
             hidden layers.
@@ -109,6 +131,10 @@ def rank_models(
             "candidates" gives each process whole candidates; "auto" spreads candidates when
             there are at least as many as processes, else samples. Every process returns the
             same ranking. Ignored in a single process.
+        max_rows: the row cap of methods that read feature rows or source predictions (kNN,
+            NLEEP, PARC, TransRate, SFDA, linear probe, LEEP's sample): at most this many rows
+            per layer, a seeded content-hash sample, so memory is O(max_rows * D). Default
+            10000. A method's own ``max_rows`` option wins.
         progress: show progress bars.
 
     Returns:
@@ -122,9 +148,10 @@ def rank_models(
         >>> print(ranking)  # doctest: +SKIP
     """
     from .features.extract import prepare_dataset
-    from .features.options import ExtractionOptions, check_bool, check_choice
+    from .features.options import ExtractionOptions, check_bool, check_choice, check_positive_int
 
-    method_specs = _resolve_methods(methods)
+    check_positive_int("max_rows", max_rows)
+    method_specs = _resolve_methods(methods, max_rows)
     check_choice("layers", layers, LAYER_MODES)
     check_choice("distribute", distribute, ("auto", "samples", "candidates"))
     for name, flag in (("cache", cache), ("delete_after", delete_after), ("progress", progress)):
@@ -186,15 +213,42 @@ def rank_models(
     reported = {**options.reported(), "layers": layers}
     if world > 1:
         reported["distribute"] = mode
-    return Ranking(ranked, method_specs, dataset_info, reported)
+    return Ranking(ranked, {n: m.reported() for n, m in method_specs.items()}, dataset_info, reported)
 
 
 # --- option checks (before any model loads) ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Method:
+    """A requested method: its estimator, its own options, and the statistics it reads."""
+
+    name: str
+    cls: type[Estimator]
+    options: dict[str, Any]  # for Estimator.from_statistics
+    gather: dict[str, Any]  # the options its statistics are gathered with (e.g. a row cap)
+
+    @property
+    def kind(self) -> str:
+        return self.cls.consumes
+
+    @property
+    def group(self) -> str:
+        """The key of its statistics in a cache entry: the kind, plus gather options if any.
+        (Metadata is filled in per candidate, so its gather options are not part of it.)"""
+        if not self.gather or self.kind == "metadata":
+            return self.kind
+        return f"{self.kind}{json.dumps(self.gather, sort_keys=True, default=str)}"
+
+    def reported(self) -> dict[str, Any]:
+        """The options a Ranking records (the per-candidate parameter count left out)."""
+        gather = {k: v for k, v in self.gather.items() if k != "num_parameters"}
+        return {**self.options, **gather}
+
+
 def _resolve_methods(
-    methods: Sequence[str] | Mapping[str, Mapping[str, Any]],
-) -> dict[str, dict[str, Any]]:
+    methods: Sequence[str] | Mapping[str, Mapping[str, Any]], max_rows: int
+) -> dict[str, _Method]:
     if isinstance(methods, str):
         methods = (methods,)
     specs = dict(methods) if isinstance(methods, Mapping) else {name: {} for name in methods}
@@ -203,12 +257,15 @@ def _resolve_methods(
     resolved = {}
     for name, options in specs.items():
         cls = get_estimator(name)
-        if not issubclass(cls, GramEstimator):
-            raise ValueError(f"method {name!r} needs raw features; rank_models supports Gram-based estimators.")
         options = {**RANKING_DEFAULTS.get(name, {}), **dict(options or {})}
         estimator = cls(**options)  # bad options fail here, before any model loads
+        if "max_rows" in estimator.gather_options() and "max_rows" not in options:
+            estimator = cls(**options, max_rows=max_rows)
+        gather = estimator.gather_options()
         # Record what is used, defaults included; the task decides ``regression`` per run.
-        resolved[name] = {k: v for k, v in estimator.get_params().items() if k != "regression"}
+        params = {k: v for k, v in estimator.get_params().items() if k != "regression"}
+        own = {k: v for k, v in {**params, **options}.items() if k not in gather}
+        resolved[name] = _Method(name, cls, own, gather)
     return resolved
 
 
@@ -272,7 +329,7 @@ class _Runner:
         options: ExtractionOptions,
         key_base: dict[str, Any],
         store: StatisticsCache,
-        methods: dict[str, dict[str, Any]],
+        methods: dict[str, _Method],
         layers: LayerMode,
         delete_after: bool,
         progress: bool,
@@ -283,6 +340,10 @@ class _Runner:
         self.key_base = key_base
         self.store = store
         self.methods = methods
+        # What one pass gathers: one statistics object per (kind, gather options), per layer.
+        self.groups = {
+            m.group: (m.kind, m.gather) for m in methods.values() if m.kind != "metadata"
+        }
         self.layers = layers
         self.token = options.token
         self.delete_after = delete_after
@@ -339,21 +400,25 @@ class _Runner:
         try:
             revision, num_parameters = self._decided_by_first(lambda: self._resolve(model))
             key = self._key(model, revision)
-            cached = self._decided_by_first(lambda: self.store.get(key) is not None)
-            if cached:
-                entry = self.store.get(key) if self.rank == 0 else None
-            else:
-                entry = error = None
+            # Process 0 reads the cache; all learn which statistics it lacks (None: no entry).
+            held: dict[str, Any] = {}
+            missing = self._decided_by_first(lambda: self._missing(key, held))
+            entry = held.get("entry")
+            cached = missing == []
+            if not cached:
+                wanted = {g: self.groups[g] for g in (self.groups if missing is None else missing)}
+                fresh = error = None
                 try:
                     source, downloaded = self._source(model, revision)
-                    entry = self._extract(source, model.name, revision)
+                    fresh = self._extract(source, model.name, revision, wanted)
                 except Exception as err:
                     error = describe_error(err)
                     logger.debug("Traceback for %s", model.name, exc_info=True)
                 self._agree_all_succeeded(error)
                 if self.collective:
-                    entry = _summed(entry, regression=self.options.task != "classification")
+                    fresh = self._summed(fresh, wanted)
                 if self.rank == 0:
+                    entry = fresh if entry is None else _extended(entry, fresh)
                     _store(self.store, key, entry)
             row = self._decided_by_first(lambda: self._row(model, entry, revision, num_parameters, cached))
         except _Skip as skip:
@@ -365,6 +430,16 @@ class _Runner:
 
                 delete_snapshot(model.name, revision=revision)
         return row
+
+    def _missing(self, key: dict[str, Any], held: dict[str, Any] | None = None) -> list[str] | None:
+        """The statistics groups this run needs that the cache entry lacks (None: no entry).
+        The entry itself is put in ``held``."""
+        entry = _upgraded(self.store.get(key))
+        if entry is None:
+            return None
+        if held is not None:
+            held["entry"] = entry
+        return [group for group in self.groups if group not in entry["groups"]]
 
     def _key(self, model: _Model, revision: str | None) -> dict[str, Any]:
         model = model.name if not model.local else str(Path(model.name).resolve())
@@ -394,7 +469,7 @@ class _Runner:
             revision, _ = self._resolve(model)
         except Exception:  # reported when its turn comes
             return
-        if self.store.get(self._key(model, revision)) is None:
+        if self._missing(self._key(model, revision)) != []:
             self._downloads[model.name] = self._pool.submit(self._download, model.name, revision)
 
     def _source(self, model: _Model, revision: str | None) -> tuple[str | Path, tuple[Path, bool] | None]:
@@ -423,13 +498,22 @@ class _Runner:
         )
         return path, not was_cached
 
-    def _extract(self, source: str | Path, name: str, revision: str | None) -> dict[str, Any]:
-        """Stream features into per-layer statistics; returns the cache entry."""
+    def _extract(
+        self, source: str | Path, name: str, revision: str | None, groups: dict[str, tuple[str, dict]]
+    ) -> dict[str, Any]:
+        """One forward pass over the data, gathering every group of statistics in ``groups``
+        (per layer, or once for source predictions); returns the cache entry."""
         from .features.extract import extract
         from .hub import safetensors_parameter_count
 
-        accumulators: dict[int | str, LogME] = {}
         regression = self.options.task != "classification"
+        per_layer = {g: spec for g, spec in groups.items() if spec[0] in LAYER_KINDS}
+        shared = {
+            g: STATISTICS[kind](regression=regression, **gather)
+            for g, (kind, gather) in groups.items()
+            if kind == "source_predictions"
+        }
+        layers: dict[Any, dict[str, Any]] = {}
 
         def on_batch(features: torch.Tensor | dict[int, torch.Tensor], labels: Any) -> None:
             if self.layers == "mean":
@@ -437,21 +521,41 @@ class _Runner:
             elif not isinstance(features, dict):
                 features = {"last": features}
             for layer, batch in features.items():
-                if layer not in accumulators:
-                    accumulators[layer] = LogME(regression=regression)
-                accumulators[layer].update(batch, labels)
+                if layer not in layers:
+                    layers[layer] = {
+                        g: STATISTICS[kind](regression=regression, **gather)
+                        for g, (kind, gather) in per_layer.items()
+                    }
+                for statistics in layers[layer].values():
+                    statistics.update(batch, labels)
+
+        def on_logits(logits: torch.Tensor, labels: Any) -> None:
+            for statistics in shared.values():
+                statistics.update(logits, labels)
 
         start = time.perf_counter()
         result = extract(
             source,
             self.dataset,
-            self.options,
+            self.options.replace(source_predictions=bool(shared)),
             on_batch=on_batch,
+            on_logits=on_logits if shared else None,
             return_features=False,
             progress=self.progress,
         )
+        unavailable = {}
+        if result.logits_reason:
+            unavailable = dict.fromkeys(shared, result.logits_reason)
+            shared = {}
         return {
-            "statistics": {layer: acc.statistics.state_dict() for layer, acc in accumulators.items()},
+            "layout": ENTRY_LAYOUT,
+            "groups": list(groups),
+            "statistics": {
+                layer: {g: stats.state_dict() for g, stats in held.items()}
+                for layer, held in layers.items()
+            },
+            "shared": {g: stats.state_dict() for g, stats in shared.items()},
+            "unavailable": unavailable,
             "meta": {
                 "num_samples": result.num_samples,
                 "extract_s": time.perf_counter() - start,
@@ -459,52 +563,122 @@ class _Runner:
                 "revision": result.revision or revision,
                 "num_parameters": safetensors_parameter_count(source) if Path(source).is_dir() else None,
                 "model": name,
+                "dim": result.dim,
             },
         }
+
+    def _summed(self, entry: dict[str, Any] | None, groups: dict[str, tuple[str, dict]]) -> dict[str, Any]:
+        """This process's entry with every statistics group summed over all processes (a process
+        whose shard was empty contributes nothing). Every process calls this, in step."""
+        regression = self.options.task != "classification"
+
+        def merged(state: dict[str, Any] | None, kind: str, gather: dict[str, Any]) -> dict[str, Any]:
+            if kind == "gram":
+                local = load_statistics(state) if state else GramStatistics(regression=regression)
+                return distributed.all_reduce_statistics(local).state_dict()
+            total = STATISTICS[kind](regression=regression, **gather)
+            for other in distributed.gather(state):
+                if other:
+                    total.merge(load_statistics(other))
+            return total.state_dict()
+
+        layer_names = {layer for keys in distributed.gather(list(entry["statistics"])) for layer in keys}
+        statistics = {}
+        for layer in sorted(layer_names, key=str):
+            mine = entry["statistics"].get(layer, {})
+            statistics[layer] = {
+                g: merged(mine.get(g), kind, gather)
+                for g, (kind, gather) in groups.items()
+                if kind in LAYER_KINDS
+            }
+        unavailable: dict[str, str] = {}
+        for reasons in distributed.gather(entry["unavailable"]):
+            unavailable.update(reasons)
+        shared = {
+            g: merged(entry["shared"].get(g), kind, gather)
+            for g, (kind, gather) in groups.items()
+            if kind == "source_predictions" and g not in unavailable
+        }
+        meta = dict(entry["meta"])
+        meta["num_samples"] = sum(distributed.gather(meta["num_samples"]))
+        meta["extract_s"] = max(distributed.gather(meta["extract_s"]))
+        return {**entry, "statistics": statistics, "shared": shared, "unavailable": unavailable, "meta": meta}
 
     def _row(
         self, model: _Model, entry: dict[str, Any], revision: str | None, num_parameters: int | None, cached: bool
     ) -> RankingRow:
-        statistics = {
-            layer: {"gram": GramStatistics.from_state_dict(state)} for layer, state in entry["statistics"].items()
-        }
+        layers = {
+            layer: {g: load_statistics(state) for g, state in held.items()}
+            for layer, held in entry["statistics"].items()
+        } or {"last": {}}
+        shared = {g: load_statistics(state) for g, state in entry["shared"].items()}
+        unavailable = dict(entry["unavailable"])
         meta = entry["meta"]
+        num_parameters = num_parameters or meta.get("num_parameters")
+        if num_parameters:
+            shared["metadata"] = MetadataStatistics(num_parameters=num_parameters)
+        else:
+            unavailable["metadata"] = "the parameter count is unknown (no safetensors weights to read it from)"
         start = time.perf_counter()
-        result = score_candidate(statistics, self.methods, best_layer=self.layers == "best")
+        result = score_candidate(
+            layers,
+            {name: method.options for name, method in self.methods.items()},
+            best_layer=self.layers == "best",
+            shared=shared,
+            unavailable=unavailable,
+            keys={name: method.group for name, method in self.methods.items()},
+        )
         primary = next(iter(self.methods))
-        if primary in result.method_errors:
-            raise ValueError(result.method_errors[primary])
-        layer = result.best_layer if result.best_layer is not None else next(iter(statistics))
+        layer = result.best_layer if result.best_layer is not None else next(iter(layers))
+        dim = meta.get("dim")
+        if isinstance(dim, dict):
+            dim = dim.get(layer, next(iter(dim.values())))
+        failed = primary in result.method_errors
         return RankingRow(
             model=model.name,
-            status="ok",
-            score=result.scores[primary],
+            status="skipped" if failed else "ok",
+            score=result.scores.get(primary),
             scores=result.scores,
             revision=revision or meta.get("revision"),
             best_layer=result.best_layer,
             layer_scores=result.layer_scores,
-            dim=statistics[layer]["gram"].dim,
+            dim=dim if dim is not None else getattr(layers[layer].get("gram"), "dim", None),
             num_samples=meta["num_samples"],
             extract_s=meta["extract_s"],
             score_s=time.perf_counter() - start,
-            num_parameters=num_parameters or meta.get("num_parameters"),
+            num_parameters=num_parameters,
+            reason=f"{primary}: {result.method_errors[primary]}" if failed else None,
             cached=cached,
+            method_errors=result.method_errors,
         )
 
 
-def _summed(entry: dict[str, Any], regression: bool) -> dict[str, Any]:
-    """This process's cache entry with every layer's statistics summed over all processes
-    (a process whose shard was empty contributes nothing)."""
-    layers = sorted({layer for keys in distributed.gather(list(entry["statistics"])) for layer in keys}, key=str)
-    statistics = {}
-    for layer in layers:
-        state = entry["statistics"].get(layer)
-        local = GramStatistics.from_state_dict(state) if state else GramStatistics(regression=regression)
-        statistics[layer] = distributed.all_reduce_statistics(local).state_dict()
-    meta = dict(entry["meta"])
-    meta["num_samples"] = statistics[layers[0]]["n"]
-    meta["extract_s"] = max(distributed.gather(meta["extract_s"]))
-    return {"statistics": statistics, "meta": meta}
+def _upgraded(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A cache entry in the current layout (entries written before kinds existed hold Gram
+    statistics per layer only)."""
+    if entry is None or entry.get("layout") == ENTRY_LAYOUT:
+        return entry
+    statistics = {layer: {"gram": state} for layer, state in entry["statistics"].items()}
+    return {"layout": ENTRY_LAYOUT, "groups": ["gram"], "statistics": statistics, "shared": {},
+            "unavailable": {}, "meta": entry["meta"]}
+
+
+def _extended(entry: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """A cached entry with the groups of a new pass added (same key, so the same rows)."""
+    layers = {*entry["statistics"], *fresh["statistics"]}
+    statistics = {
+        layer: {**entry["statistics"].get(layer, {}), **fresh["statistics"].get(layer, {})}
+        for layer in layers
+    }
+    return {
+        "layout": ENTRY_LAYOUT,
+        "groups": list(dict.fromkeys([*entry["groups"], *fresh["groups"]])),
+        "statistics": statistics,
+        "shared": {**entry["shared"], **fresh["shared"]},
+        "unavailable": {**entry["unavailable"], **fresh["unavailable"]},
+        "meta": {**entry["meta"], "extract_s": fresh["meta"]["extract_s"],
+                 "dim": fresh["meta"]["dim"]},
+    }
 
 
 def _store(store: StatisticsCache, key: dict[str, Any], entry: dict[str, Any]) -> None:

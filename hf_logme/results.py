@@ -30,6 +30,8 @@ class RankingRow:
         num_parameters: model size when known.
         reason: why the candidate was skipped.
         cached: the features' statistics came from the cache.
+        method_errors: why a method could not score this candidate, by method name (e.g. LEEP
+            on a checkpoint without a classification head); the other methods' scores stay.
     """
 
     model: str
@@ -46,6 +48,7 @@ class RankingRow:
     num_parameters: int | None = None
     reason: str | None = None
     cached: bool = False
+    method_errors: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         row = asdict(self)

@@ -37,8 +37,8 @@ class CandidateScores:
 
 
 def consumes(method: str) -> str:
-    """The kind of statistics ``method`` consumes ("gram" for Gram-based estimators)."""
-    return getattr(get_estimator(method), "consumes", "gram")
+    """The kind of statistics ``method`` consumes (see :mod:`hf_logme.estimators.base`)."""
+    return get_estimator(method).consumes
 
 
 def score_method(method: str, statistics: Any, options: Mapping[str, Any] | None = None) -> float:
@@ -52,14 +52,7 @@ def score_method(method: str, statistics: Any, options: Mapping[str, Any] | None
     Raises:
         ValueError: the statistics cannot be scored (too few samples, a single class...).
     """
-    cls = get_estimator(method)
-    options = dict(options or {})
-    from_statistics = getattr(cls, "from_statistics", None)
-    if from_statistics is not None:
-        return from_statistics(statistics, **options).compute()
-    estimator = cls(regression=statistics.regression, **options)
-    estimator.statistics = statistics
-    return estimator.compute()
+    return get_estimator(method).from_statistics(statistics, **dict(options or {})).compute()
 
 
 def score_candidate(
@@ -69,6 +62,7 @@ def score_candidate(
     best_layer: bool = False,
     shared: Mapping[str, Any] | None = None,
     unavailable: Mapping[str, str] | None = None,
+    keys: Mapping[str, str] | None = None,
 ) -> CandidateScores:
     """Score one candidate's statistics with every method.
 
@@ -81,6 +75,9 @@ def score_candidate(
             metadata); their methods are scored once.
         unavailable: kind -> why this candidate has none (e.g. no classification head); its
             methods get that reason in ``method_errors``.
+        keys: method -> the key of its statistics in ``layers``/``shared``/``unavailable``
+            (default: the kind it consumes; a ranking keys statistics gathered with options,
+            such as a row cap, by kind and options).
 
     Returns:
         A :class:`CandidateScores`.
@@ -92,32 +89,32 @@ def score_candidate(
             f"statistics of {len(layers)} layers but best_layer=False; pass one layer's, or "
             f"best_layer=True to keep each method's best."
         )
-    unavailable, shared = dict(unavailable or {}), dict(shared or {})
+    unavailable, shared, keys = dict(unavailable or {}), dict(shared or {}), dict(keys or {})
     scores: dict[str, float] = {}
     errors: dict[str, str] = {}
     primary_layers: dict[Layer, float] | None = None
     for index, (method, options) in enumerate(methods.items()):
-        kind = consumes(method)
-        if kind in shared:
-            holders = {None: shared[kind]}
+        key = keys.get(method) or consumes(method)
+        if key in shared:
+            holders = {None: shared[key]}
         else:
-            holders = {layer: kinds[kind] for layer, kinds in layers.items() if kind in kinds}
-        if not holders or (kind not in shared and len(holders) < len(layers)):
-            errors[method] = unavailable.get(kind, f"no {kind} statistics were gathered")
+            holders = {layer: held[key] for layer, held in layers.items() if key in held}
+        if not holders or (key not in shared and len(holders) < len(layers)):
+            errors[method] = unavailable.get(key, f"no {key} statistics were gathered")
             continue
         try:
             per_layer = {layer: score_method(method, stats, options) for layer, stats in holders.items()}
         except ValueError as err:
             errors[method] = str(err)
             continue
-        higher = getattr(get_estimator(method), "higher_is_better", True)
+        higher = get_estimator(method).higher_is_better
         scores[method] = per_layer[_best(per_layer, higher)]
-        if index == 0 and kind not in shared:
+        if index == 0 and key not in shared:
             primary_layers = per_layer
     if not best_layer or primary_layers is None:
         return CandidateScores(scores, method_errors=errors)
     primary = next(iter(methods))
-    higher = getattr(get_estimator(primary), "higher_is_better", True)
+    higher = get_estimator(primary).higher_is_better
     chosen = _best(primary_layers, higher)
     return CandidateScores(scores, chosen, dict(primary_layers), errors)
 
