@@ -262,6 +262,7 @@ def _resolve_methods(
         if "max_rows" in estimator.gather_options() and "max_rows" not in options:
             estimator = cls(**options, max_rows=max_rows)
         gather = estimator.gather_options()
+        cls.new_statistics(**gather)  # and bad gather options (a row cap of 1) too
         # Record what is used, defaults included; the task decides ``regression`` per run.
         params = {k: v for k, v in estimator.get_params().items() if k != "regression"}
         own = {k: v for k, v in {**params, **options}.items() if k not in gather}
