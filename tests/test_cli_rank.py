@@ -44,6 +44,22 @@ def test_rank_prints_writes_and_explains_skips(hub, hub_env, reviews_csv, tmp_pa
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_rank_several_methods_and_a_row_cap(hub, hub_env, reviews_csv, tmp_path):
+    out = tmp_path / "ranking.json"
+    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "--method",
+                      "logme,num_parameters", "--max-rows", "50", "--output", str(out),
+                      "--cache-dir", str(tmp_path / "cache"), "-q"], hub_env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].split()[:4] == ["rank", "model", "logme", "num_parameters"]
+    data = json.loads(out.read_text())
+    assert data["methods"] == {"logme": {"intercept": True}, "num_parameters": {}}
+    row = data["rows"][0]
+    assert row["scores"]["num_parameters"] == row["num_parameters"] > 0 and row["method_errors"] == {}
+    repeated = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "--method", "logme",
+                        "--method", "logme"], hub_env)
+    assert repeated.returncode == 2 and "--method names ['logme'] more than once" in repeated.stderr
+
+
 def test_rank_exit_code_is_1_when_nothing_could_be_scored(hub, hub_env, reviews_csv, tmp_path):
     result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "broken/gated", "nobody/missing",
                       "--no-cache", "-q"], hub_env)

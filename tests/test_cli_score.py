@@ -57,3 +57,36 @@ def test_score_errors_exit_2_with_the_reason(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["score", str(tmp_path / "y.npy"), str(tmp_path / "y.npy"), "--method", "nope"]) == 2
     assert "Unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_score_several_methods_with_a_row_cap(tmp_path, capsys, monkeypatch):
+    from hf_logme.estimators import ESTIMATORS, Estimator
+
+    class RowsHeld(Estimator):
+        name, consumes = "rows_held_for_tests", "rows"
+
+        def __init__(self, *, regression=False, max_rows=10_000, seed=0):
+            super().__init__(regression=regression)
+            self.max_rows, self.seed = max_rows, seed
+
+        def gather_options(self):
+            return {"max_rows": self.max_rows, "seed": self.seed}
+
+        def compute(self):
+            return float(self.statistics.num_rows)
+
+    monkeypatch.setitem(ESTIMATORS, RowsHeld.name, RowsHeld)
+    rng = np.random.default_rng(0)
+    features, labels = rng.normal(size=(60, 3)), rng.integers(0, 3, size=60)
+    np.save(tmp_path / "f.npy", features)
+    np.save(tmp_path / "y.npy", labels)
+    args = ["score", str(tmp_path / "f.npy"), str(tmp_path / "y.npy")]
+    assert main([*args, "--method", f"logme,{RowsHeld.name}", "--max-rows", "20", "--intercept"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"logme: {hf_logme.logme(features, labels, intercept=True):.6f}", f"{RowsHeld.name}: 20.000000"]
+    assert main([*args, "--method", RowsHeld.name]) == 0
+    assert capsys.readouterr().out.strip() == f"{RowsHeld.name}: 60.000000"
+    assert main([*args, "--method", "logme", "--method", "logme"]) == 2
+    assert "--method names ['logme'] more than once" in capsys.readouterr().err
+    assert main([*args, "--method", RowsHeld.name, "--intercept"]) == 2
+    assert "--intercept is an option of --method logme" in capsys.readouterr().err

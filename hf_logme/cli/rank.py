@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..estimators._rows import DEFAULT_MAX_ROWS
 from .common import EXIT_NO_RESULT, EXIT_OK, batch_size, positive_int
 
 EPILOG = """\
@@ -14,6 +15,8 @@ examples:
       --models distilbert-base-uncased roberta-base --output ranking.json
   hf-logme rank --dataset reviews.csv --text-column review --label-column score \\
       --limit 10 --plot ranking.png            # searches the Hub for text encoders
+  hf-logme rank --dataset imdb --split train --models distilbert-base-uncased roberta-base \\
+      --method logme,hscore,knn,linear_probe   # several estimators, one forward pass each
 
 On several GPUs or machines, start the same command with accelerate:
   accelerate launch -m hf_logme.cli rank --dataset imdb --split train --models ...
@@ -57,8 +60,14 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     which.add_argument("--limit", type=positive_int, default=10, help="searched candidates (default: 10)")
 
     scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--method", action="append", metavar="NAME",
-                         help="estimator (repeatable; the first orders the ranking; default: logme)")
+    scoring.add_argument("--method", action="append", metavar="NAME[,NAME...]",
+                         help="estimators, comma-separated or repeated, e.g. logme,hscore,knn,linear_probe; "
+                              "all are scored from one forward pass per candidate and the first orders the "
+                              "ranking (default: logme; `hf-logme score --help` lists them)")
+    scoring.add_argument("--max-rows", type=positive_int, default=DEFAULT_MAX_ROWS,
+                         help="row cap of methods that read feature rows or source predictions (kNN, NLEEP, "
+                              f"PARC, linear probe, LEEP...); memory O(max_rows x dim) per layer (default: "
+                              f"{DEFAULT_MAX_ROWS})")
     scoring.add_argument("--intercept", action=argparse.BooleanOptionalAction, default=None,
                          help="LogME: integrate out a per-target intercept (centred features); "
                               "default: on for rankings (see the README)")
@@ -100,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from hf_logme.data import load_dataset_source
 
     dataset = load_dataset_source(args.dataset, config=args.config, split=args.split, token=args.token)
-    methods: dict[str, dict[str, Any]] = {name: {} for name in args.method or ["logme"]}
+    methods: dict[str, dict[str, Any]] = {name: {} for name in method_names(args.method)}
     if args.intercept is not None:
         if "logme" not in methods:
             raise ValueError("--intercept/--no-intercept is an option of --method logme.")
@@ -135,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         delete_after=args.delete_after,
         distribute=args.distribute,
+        max_rows=args.max_rows,
         progress=not args.quiet,
     )
     if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
@@ -145,6 +155,17 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and ranking.scored:
         print(f"wrote {ranking.plot(args.plot)}")
     return EXIT_OK if ranking.scored else EXIT_NO_RESULT
+
+
+def method_names(given: list[str] | None) -> list[str]:
+    """``--method a,b --method c`` -> ["a", "b", "c"] (default ["logme"]); repeats are an error."""
+    names = [name.strip() for value in given or ["logme"] for name in value.split(",") if name.strip()]
+    if not names:
+        raise ValueError("--method is empty; name at least one estimator, e.g. --method logme.")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"--method names {repeated} more than once.")
+    return names
 
 
 def _search(args: argparse.Namespace, dataset: Any) -> list[Any]:
