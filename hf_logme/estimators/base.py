@@ -283,12 +283,17 @@ class RowEstimator(Estimator):
     def gather_options(self) -> dict[str, Any]:
         return {"max_rows": self.max_rows, "seed": self.seed}
 
-    def _class_rows(self, minimum_per_class: int = 1) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
-        """(float64 features (m, D), int64 codes (m,) into sorted classes, classes) of the sample."""
-        stats = self._require_samples(2)
-        classes, codes = stats.labels()
+    def _sample_classes(self) -> tuple[list[Any], torch.Tensor]:
+        """(classes in sorted order, int64 codes (m,) into them) of the sample, >= 2 classes."""
+        classes, codes = self._require_samples(2).labels()
         if len(classes) < 2:
             raise _single_class_error(classes[0])
+        return classes, codes
+
+    def _class_rows(self, minimum_per_class: int = 1) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
+        """(float64 features (m, D), int64 codes (m,) into sorted classes, classes) of the sample."""
+        stats = self.statistics
+        classes, codes = self._sample_classes()
         if minimum_per_class > 1:
             counts = torch.bincount(codes, minlength=len(classes))
             if int(counts.min()) < minimum_per_class:

@@ -56,9 +56,8 @@ class KNN(RowEstimator):
         return {**super().get_params(), "k": self.k, "metric": self.metric}
 
     def compute(self) -> float:
-        stats = self._require_samples(2)
-        features = stats.features
-        classes, codes = stats.labels()
+        classes, codes = self._sample_classes()
+        features = self.statistics.features
         m = features.shape[0]
         if self.k >= m:
             raise ValueError(f"k={self.k} needs more than k sampled rows; got {m}. Lower k.")

@@ -91,6 +91,8 @@ class PARC(RowEstimator):
 
     def compute(self) -> float:
         stats = self._require_samples(3)
+        if not self.regression:
+            self._sample_classes()
         rows = min(self.num_rows, stats.num_rows)
         features = stats.features[:rows].to(torch.float64)
         if self.regression:

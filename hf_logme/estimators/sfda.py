@@ -16,8 +16,9 @@ As in the authors' code, on the sampled rows X with class priors p_k = m_k / m:
 3. Refit step 1 on the mixed rows with the same a; SFDA = (1/m) sum_i p(y_i | x_i), the mean
    probability of the true class (the reference drops the log).
 
-Consumes ``"rows"``; O(m D K + D^3). Invariant to rotations and offsets of the features; the
-shrinkage formula depends on their scale. Classification only.
+Consumes ``"rows"``; O(m D K + D^3). Invariant to feature offsets. Not to rotations or scale:
+the three power-iteration steps start from S_w 1, which depends on the basis, and a depends on the
+scale of the eigenvalue. Classification only.
 """
 
 from __future__ import annotations
