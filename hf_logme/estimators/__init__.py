@@ -10,13 +10,25 @@ from .base import (
     GramEstimator,
     GramStatistics,
     MetadataStatistics,
+    RowEstimator,
     RowSample,
     SourcePredictions,
     get_estimator,
     register,
 )
+from .gbc import GBC
+from .hscore import HScore
+from .knn import KNN
+from .leep import LEEP
+from .linear_probe import LinearProbe
 from .logme import LogME, LogMEResult, logme
+from .nce import NCE
+from .nleep import NLEEP
+from .parc import PARC
+from .sfda import SFDA
+from .shrinkage_hscore import ShrinkageHScore
 from .size import NumParameters
+from .transrate import TransRate
 
 
 def score(features: Any, labels: Any, *, method: str = "logme", **options: Any) -> float:
@@ -48,19 +60,31 @@ def score(features: Any, labels: Any, *, method: str = "logme", **options: Any) 
 
 __all__ = [
     "ESTIMATORS",
+    "GBC",
     "KINDS",
+    "KNN",
+    "LEEP",
+    "NCE",
+    "NLEEP",
+    "PARC",
+    "SFDA",
     "STATISTICS",
     "ClassStatistics",
     "Estimator",
     "GramEstimator",
     "GramStatistics",
+    "HScore",
+    "LinearProbe",
     "LogME",
     "LogMEResult",
     "MetadataStatistics",
     "NumParameters",
+    "RowEstimator",
     "RowSample",
+    "ShrinkageHScore",
     "SourcePredictions",
     "Statistics",
+    "TransRate",
     "get_estimator",
     "load_statistics",
     "logme",

@@ -40,7 +40,7 @@ import torch
 from ._class_statistics import ClassStatistics
 from ._metadata import MetadataStatistics
 from ._protocol import STATISTICS, Statistics, check_regression, load_statistics
-from ._rows import RowSample, SourcePredictions
+from ._rows import DEFAULT_MAX_ROWS, RowSample, SourcePredictions
 from ._statistics import GramStatistics
 
 E = TypeVar("E", bound="Estimator")
@@ -254,8 +254,53 @@ __all__ = [
     "GramEstimator",
     "GramStatistics",
     "MetadataStatistics",
+    "RowEstimator",
     "RowSample",
     "SourcePredictions",
     "get_estimator",
     "register",
 ]
+
+
+class RowEstimator(Estimator):
+    """Base for estimators computed from a capped row sample (:class:`RowSample`).
+
+    Args:
+        regression: see the subclass.
+        max_rows: at most this many rows are kept (a seeded, content-hashed sample; default 10000).
+        seed: selects the sample, and seeds any randomness of the estimator itself.
+    """
+
+    consumes = "rows"
+
+    def __init__(
+        self, *, regression: bool = False, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0
+    ) -> None:
+        super().__init__(regression=regression)
+        probe = RowSample(regression=self.regression, max_rows=max_rows, seed=seed)
+        self.max_rows, self.seed = probe.max_rows, probe.seed
+
+    def gather_options(self) -> dict[str, Any]:
+        return {"max_rows": self.max_rows, "seed": self.seed}
+
+    def _sample_classes(self) -> tuple[list[Any], torch.Tensor]:
+        """(classes in sorted order, int64 codes (m,) into them) of the sample, >= 2 classes."""
+        classes, codes = self._require_samples(2).labels()
+        if len(classes) < 2:
+            raise _single_class_error(classes[0])
+        return classes, codes
+
+    def _class_rows(self, minimum_per_class: int = 1) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
+        """(float64 features (m, D), int64 codes (m,) into sorted classes, classes) of the sample."""
+        stats = self.statistics
+        classes, codes = self._sample_classes()
+        if minimum_per_class > 1:
+            counts = torch.bincount(codes, minlength=len(classes))
+            if int(counts.min()) < minimum_per_class:
+                small = classes[int(counts.argmin())]
+                raise ValueError(
+                    f"{type(self).__name__} needs at least {minimum_per_class} sampled rows per "
+                    f"class; class {small!r} has {int(counts.min())}. Pass more rows or a larger "
+                    f"max_rows."
+                )
+        return stats.features.to(torch.float64), codes, classes
