@@ -190,3 +190,35 @@ def test_max_rows_is_validated_before_any_model_loads(reviews, models, monkeypat
         rank_models([models["plain"]], reviews, methods=[_RowsHeld.name], max_rows=0)
     with pytest.raises(ValueError, match="max_rows"):
         rank_models([models["plain"]], reviews, methods={_RowsHeld.name: {"max_rows": 1}})
+
+
+def test_registered_estimators_of_every_kind_from_one_pass(reviews, models, forward_calls):
+    # (linear_probe reads the same row sample as knn; it is left out only for its ~10 s of CV.)
+    methods = ["logme", "hscore", "gbc", "knn", "leep", "nce", "num_parameters"]
+    ranking = rank_models([models["head"], models["plain"]], reviews, methods=methods, cache=False,
+                          progress=False, batch_size=8)
+    assert len(forward_calls) == 6  # three batches per candidate, whatever the methods
+    rows = {row.model: row for row in ranking.rows}
+    for name in models.values():
+        out = hf_logme.extract_features(name, reviews, progress=False)
+        row = rows[name]
+        assert row.scores["logme"] == pytest.approx(hf_logme.logme(out.features, out.labels, intercept=True),
+                                                    rel=1e-9)
+        for method in ("hscore", "gbc", "knn"):
+            expected = hf_logme.score(out.features, out.labels, method=method)
+            assert row.scores[method] == pytest.approx(expected, rel=1e-6, abs=1e-9), (name, method)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    classifier = AutoModelForSequenceClassification.from_pretrained(models["head"]).eval()
+    tokens = AutoTokenizer.from_pretrained(models["head"])(list(reviews["text"]), padding=True,
+                                                           return_tensors="pt")
+    with torch.no_grad():
+        logits = classifier(**tokens).logits
+    labels = np.asarray(reviews["label"])
+    for method in ("leep", "nce"):
+        expected = hf_logme.score(logits, labels, method=method)
+        assert rows[models["head"]].scores[method] == pytest.approx(expected, rel=1e-5)
+        reason = rows[models["plain"]].method_errors[method]
+        assert "no classification head" in reason and "BertModel" in reason
+        assert method not in rows[models["plain"]].scores
+    assert rows[models["plain"]].status == "ok" and set(rows[models["plain"]].method_errors) == {"leep", "nce"}
