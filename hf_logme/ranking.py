@@ -1,4 +1,4 @@
-"""Rank candidate checkpoints for a dataset: extract, score, cache, and never let one failure stop the run.
+"""Rank candidate checkpoints for a dataset: extract, score, cache; one failure never stops the run.
 
 For each candidate, in order: resolve its commit, look up the cache, otherwise download only what
 ``from_pretrained`` needs (the next candidate downloads in the background meanwhile), stream its
@@ -202,18 +202,39 @@ def rank_models(
         mode = "candidates" if len(candidates) >= world else "samples"
     if mode == "samples":
         # Each process runs every world-th batch of the batches one process would run.
-        runner = _Runner(prepared, options.replace(shard=(rank, world)), key_base, store, method_specs,
-                         layers, delete_after, progress, collective=True)
+        runner = _Runner(
+            prepared,
+            options.replace(shard=(rank, world)),
+            key_base,
+            store,
+            method_specs,
+            layers,
+            delete_after,
+            progress,
+            collective=True,
+        )
         ranked = runner.run(candidates)
     else:
         mine = candidates[rank::world]
-        runner = _Runner(prepared, options, key_base, store, method_specs, layers, delete_after,
-                         progress and rank == 0)
-        ranked = [row for rows_of_rank in distributed.gather(runner.run(mine)) for row in rows_of_rank]
+        runner = _Runner(
+            prepared,
+            options,
+            key_base,
+            store,
+            method_specs,
+            layers,
+            delete_after,
+            progress and rank == 0,
+        )
+        ranked = [
+            row for rows_of_rank in distributed.gather(runner.run(mine)) for row in rows_of_rank
+        ]
     reported = {**options.reported(), "layers": layers}
     if world > 1:
         reported["distribute"] = mode
-    return Ranking(ranked, {n: m.reported() for n, m in method_specs.items()}, dataset_info, reported)
+    return Ranking(
+        ranked, {n: m.reported() for n, m in method_specs.items()}, dataset_info, reported
+    )
 
 
 # --- option checks (before any model loads) ------------------------------------------------------
@@ -303,7 +324,7 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
 
 def _dataset_name(dataset: Any) -> str:
     info = getattr(dataset, "info", None)
-    return (getattr(info, "dataset_name", None) or getattr(info, "builder_name", None) or "dataset")
+    return getattr(info, "dataset_name", None) or getattr(info, "builder_name", None) or "dataset"
 
 
 # --- the per-candidate loop ---------------------------------------------------------------------
@@ -360,7 +381,12 @@ class _Runner:
         rows = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-logme-download") as pool:
             self._pool = pool
-            bar = tqdm(candidates, desc="candidates", unit="model", disable=not self.progress or len(candidates) < 2)
+            bar = tqdm(
+                candidates,
+                desc="candidates",
+                unit="model",
+                disable=not self.progress or len(candidates) < 2,
+            )
             for index, model in enumerate(bar):
                 bar.set_postfix_str(model.name, refresh=False)
                 if index + 1 < len(candidates) and self.rank == 0:
@@ -379,7 +405,7 @@ class _Runner:
         if self.rank == 0:
             try:
                 value = fn()
-            except Exception as err:  # every process must reach the broadcast
+            except Exception as err:  # noqa: BLE001 (every process must reach the broadcast)
                 error = describe_error(err)
         if self.collective:
             value, error = distributed.broadcast((value, error))
@@ -421,10 +447,14 @@ class _Runner:
                 if self.rank == 0:
                     entry = fresh if entry is None else _extended(entry, fresh)
                     _store(self.store, key, entry)
-            row = self._decided_by_first(lambda: self._row(model, entry, revision, num_parameters, cached))
+            row = self._decided_by_first(
+                lambda: self._row(model, entry, revision, num_parameters, cached)
+            )
         except _Skip as skip:
             logger.warning("Skipping %s: %s", model.name, skip)
-            row = RankingRow(model=model.name, status="skipped", revision=revision, reason=str(skip))
+            row = RankingRow(
+                model=model.name, status="skipped", revision=revision, reason=str(skip)
+            )
         finally:
             if self.delete_after and downloaded is not None and downloaded[1] and _node_main():
                 from .hub import delete_snapshot
@@ -468,13 +498,15 @@ class _Runner:
             return
         try:
             revision, _ = self._resolve(model)
-        except Exception:  # reported when its turn comes
+        except Exception:  # noqa: BLE001 (reported when its turn comes)
             return
         if self._missing(self._key(model, revision)) != []:
             self._downloads[model.name] = self._pool.submit(self._download, model.name, revision)
 
-    def _source(self, model: _Model, revision: str | None) -> tuple[str | Path, tuple[Path, bool] | None]:
-        """The folder to load: a local one, or the downloaded snapshot (process 0 downloads first)."""
+    def _source(
+        self, model: _Model, revision: str | None
+    ) -> tuple[str | Path, tuple[Path, bool] | None]:
+        """The folder to load: a local one, or the downloaded snapshot (process 0 first)."""
         if model.local:
             return model.name, None
 
@@ -500,7 +532,11 @@ class _Runner:
         return path, not was_cached
 
     def _extract(
-        self, source: str | Path, name: str, revision: str | None, groups: dict[str, tuple[str, dict]]
+        self,
+        source: str | Path,
+        name: str,
+        revision: str | None,
+        groups: dict[str, tuple[str, dict]],
     ) -> dict[str, Any]:
         """One forward pass over the data, gathering every group of statistics in ``groups``
         (per layer, or once for source predictions); returns the cache entry."""
@@ -562,18 +598,24 @@ class _Runner:
                 "extract_s": time.perf_counter() - start,
                 "pooling": result.pooling,
                 "revision": result.revision or revision,
-                "num_parameters": safetensors_parameter_count(source) if Path(source).is_dir() else None,
+                "num_parameters": safetensors_parameter_count(source)
+                if Path(source).is_dir()
+                else None,
                 "model": name,
                 "dim": result.dim,
             },
         }
 
-    def _summed(self, entry: dict[str, Any] | None, groups: dict[str, tuple[str, dict]]) -> dict[str, Any]:
+    def _summed(
+        self, entry: dict[str, Any] | None, groups: dict[str, tuple[str, dict]]
+    ) -> dict[str, Any]:
         """This process's entry with every statistics group summed over all processes (a process
         whose shard was empty contributes nothing). Every process calls this, in step."""
         regression = self.options.task != "classification"
 
-        def merged(state: dict[str, Any] | None, kind: str, gather: dict[str, Any]) -> dict[str, Any]:
+        def merged(
+            state: dict[str, Any] | None, kind: str, gather: dict[str, Any]
+        ) -> dict[str, Any]:
             if kind == "gram":
                 local = load_statistics(state) if state else GramStatistics(regression=regression)
                 return distributed.all_reduce_statistics(local).state_dict()
@@ -583,7 +625,9 @@ class _Runner:
                     total.merge(load_statistics(other))
             return total.state_dict()
 
-        layer_names = {layer for keys in distributed.gather(list(entry["statistics"])) for layer in keys}
+        layer_names = {
+            layer for keys in distributed.gather(list(entry["statistics"])) for layer in keys
+        }
         statistics = {}
         for layer in sorted(layer_names, key=str):
             mine = entry["statistics"].get(layer, {})
@@ -603,10 +647,21 @@ class _Runner:
         meta = dict(entry["meta"])
         meta["num_samples"] = sum(distributed.gather(meta["num_samples"]))
         meta["extract_s"] = max(distributed.gather(meta["extract_s"]))
-        return {**entry, "statistics": statistics, "shared": shared, "unavailable": unavailable, "meta": meta}
+        return {
+            **entry,
+            "statistics": statistics,
+            "shared": shared,
+            "unavailable": unavailable,
+            "meta": meta,
+        }
 
     def _row(
-        self, model: _Model, entry: dict[str, Any], revision: str | None, num_parameters: int | None, cached: bool
+        self,
+        model: _Model,
+        entry: dict[str, Any],
+        revision: str | None,
+        num_parameters: int | None,
+        cached: bool,
     ) -> RankingRow:
         layers = {
             layer: {g: load_statistics(state) for g, state in held.items()}
@@ -619,7 +674,9 @@ class _Runner:
         if num_parameters:
             shared["metadata"] = MetadataStatistics(num_parameters=num_parameters)
         else:
-            unavailable["metadata"] = "the parameter count is unknown (no safetensors weights to read it from)"
+            unavailable["metadata"] = (
+                "the parameter count is unknown (no safetensors weights to read it from)"
+            )
         start = time.perf_counter()
         result = score_candidate(
             layers,
@@ -660,8 +717,14 @@ def _upgraded(entry: dict[str, Any] | None) -> dict[str, Any] | None:
     if entry is None or entry.get("layout") == ENTRY_LAYOUT:
         return entry
     statistics = {layer: {"gram": state} for layer, state in entry["statistics"].items()}
-    return {"layout": ENTRY_LAYOUT, "groups": ["gram"], "statistics": statistics, "shared": {},
-            "unavailable": {}, "meta": entry["meta"]}
+    return {
+        "layout": ENTRY_LAYOUT,
+        "groups": ["gram"],
+        "statistics": statistics,
+        "shared": {},
+        "unavailable": {},
+        "meta": entry["meta"],
+    }
 
 
 def _extended(entry: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
@@ -677,8 +740,11 @@ def _extended(entry: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
         "statistics": statistics,
         "shared": {**entry["shared"], **fresh["shared"]},
         "unavailable": {**entry["unavailable"], **fresh["unavailable"]},
-        "meta": {**entry["meta"], "extract_s": fresh["meta"]["extract_s"],
-                 "dim": fresh["meta"]["dim"]},
+        "meta": {
+            **entry["meta"],
+            "extract_s": fresh["meta"]["extract_s"],
+            "dim": fresh["meta"]["dim"],
+        },
     }
 
 

@@ -103,7 +103,9 @@ def score_candidate(
             errors[method] = unavailable.get(key, f"no {key} statistics were gathered")
             continue
         try:
-            per_layer = {layer: score_method(method, stats, options) for layer, stats in holders.items()}
+            per_layer = {
+                layer: score_method(method, stats, options) for layer, stats in holders.items()
+            }
         except ValueError as err:
             errors[method] = str(err)
             continue
@@ -121,6 +123,7 @@ def score_candidate(
 
 def _best(per_layer: Mapping[Layer, float], higher_is_better: bool) -> Layer:
     """The layer with the best score (NaN never wins; the first layer on ties)."""
+
     def key(layer: Layer) -> float:
         value = per_layer[layer]
         if math.isnan(value):
@@ -128,4 +131,3 @@ def _best(per_layer: Mapping[Layer, float], higher_is_better: bool) -> Layer:
         return value if higher_is_better else -value
 
     return max(per_layer, key=key)
-

@@ -25,6 +25,7 @@ from .results import Ranking
 
 logger = logging.getLogger(__name__)
 
+
 def search_for_dataset(
     dataset: Any,
     *,
@@ -41,14 +42,23 @@ def search_for_dataset(
     """Candidates for a ``datasets.Dataset``: of ``task``, or else of the usual encoder tasks of
     its input column's modality (text, image or audio; columns detected as in extraction)."""
     if task is not None:
-        return search_candidates(task=task, limit=limit, require_safetensors=require_safetensors, token=token)
+        return search_candidates(
+            task=task, limit=limit, require_safetensors=require_safetensors, token=token
+        )
     label = find_label_column(dataset, label_column)
     modality = find_inputs(
-        dataset, None, text_column=text_column, text_pair_column=text_pair_column,
-        image_column=image_column, audio_column=audio_column, exclude=(label,),
+        dataset,
+        None,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        image_column=image_column,
+        audio_column=audio_column,
+        exclude=(label,),
     ).modality
     logger.info("Searching the Hub for %s models (the dataset's input).", modality)
-    return search_candidates(modality=modality, limit=limit, require_safetensors=require_safetensors, token=token)
+    return search_candidates(
+        modality=modality, limit=limit, require_safetensors=require_safetensors, token=token
+    )
 
 
 #: How many candidates a Hub search returns when ``select_checkpoint`` gets no ``candidates``.
@@ -110,7 +120,9 @@ def select_checkpoint(
     try:  # unknown option names fail now, not after a Hub search
         inspect.signature(rank_models).bind(candidates, dataset, task=label_task, **options)
     except TypeError as err:
-        raise TypeError(f"select_checkpoint: {err} (options are those of hf_logme.rank_models)") from None
+        raise TypeError(
+            f"select_checkpoint: {err} (options are those of hf_logme.rank_models)"
+        ) from None
     check_choice("label_task", label_task, TASKS)
     if candidates is None:
         columns = {name: options.get(name) for name in _COLUMN_OPTIONS}
@@ -158,8 +170,13 @@ def _search(
 ) -> list[Any]:
     """Hub candidates for ``task``, or for the modality of the dataset's input column."""
     found = search_for_dataset(
-        resolve_split(dataset, split), task=task, limit=limit, label_column=label_column, **columns,
-        require_safetensors=use_safetensors, token=token,
+        resolve_split(dataset, split),
+        task=task,
+        limit=limit,
+        label_column=label_column,
+        **columns,
+        require_safetensors=use_safetensors,
+        token=token,
     )
     if not found:
         raise NoCandidateError(

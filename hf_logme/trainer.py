@@ -125,7 +125,10 @@ def make_model_init(
             f"auto_class must be a transformers auto or model class with from_pretrained, e.g. "
             f"AutoModelForSequenceClassification; got {auto_class!r}."
         )
-    for name, value in (("trust_remote_code", trust_remote_code), ("use_safetensors", use_safetensors)):
+    for name, value in (
+        ("trust_remote_code", trust_remote_code),
+        ("use_safetensors", use_safetensors),
+    ):
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a bool; got {value!r}.")
     options = {
@@ -284,7 +287,9 @@ class LogMECallback(TrainerCallback):
         if not self._evaluating or logs is None:
             return
         self._evaluating = False
-        dataset = self.dataset if self.dataset is not None else getattr(eval_dataloader, "dataset", None)
+        dataset = (
+            self.dataset if self.dataset is not None else getattr(eval_dataloader, "dataset", None)
+        )
         value = self._score_everywhere(
             model, processing_class, dataset, getattr(eval_dataloader, "collate_fn", None), state
         )
@@ -340,7 +345,9 @@ class LogMECallback(TrainerCallback):
             )
         data = dataset if dataset is not None else self.dataset
         if data is None:
-            raise ValueError("no dataset to score: pass LogMECallback(dataset=...) or an eval_dataset.")
+            raise ValueError(
+                "no dataset to score: pass LogMECallback(dataset=...) or an eval_dataset."
+            )
         data = resolve_split(data, None)
         label_column = find_label_column(data, self.label_column)
         targets, rows = rows_to_score(data, label_column, "auto", self.max_samples, self.seed)
@@ -376,7 +383,9 @@ class LogMECallback(TrainerCallback):
                     progress=False,
                 )
             else:
-                self._collated(loaded, pooling, data, shard, targets.values[shard], collate_fn, metric)
+                self._collated(
+                    loaded, pooling, data, shard, targets.values[shard], collate_fn, metric
+                )
         return metric
 
     def _head_pooling(self, loaded: LoadedModel) -> str:

@@ -18,21 +18,47 @@ from hub_fixtures import REVIEWS
 def reviews_csv(tmp_path):
     path = tmp_path / "reviews.csv"
     with path.open("w", newline="") as f:
-        csv.writer(f).writerows([("review", "score"), *((t, "great" if y else "other") for t, y in REVIEWS)])
+        csv.writer(f).writerows(
+            [("review", "score"), *((t, "great" if y else "other") for t, y in REVIEWS)]
+        )
     return path
 
 
 def run_cli(args, env, **kwargs):
-    return subprocess.run([sys.executable, "-m", "hf_logme.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "hf_logme.cli", *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kwargs,
+    )
 
 
 def test_rank_prints_writes_and_explains_skips(hub, hub_env, reviews_csv, tmp_path):
     pytest.importorskip("matplotlib")
     out, plot = tmp_path / "ranking.json", tmp_path / "ranking.png"
-    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "broken/gated",
-                      "broken/pickle-only", "acme/bert-small", "--output", str(out), "--plot", str(plot),
-                      "--cache-dir", str(tmp_path / "cache"), "-q"], hub_env)
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--models",
+            "acme/bert-tiny",
+            "broken/gated",
+            "broken/pickle-only",
+            "acme/bert-small",
+            "--output",
+            str(out),
+            "--plot",
+            str(plot),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "-q",
+        ],
+        hub_env,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["rank", "model", "logme"]
@@ -40,45 +66,114 @@ def test_rank_prints_writes_and_explains_skips(hub, hub_env, reviews_csv, tmp_pa
     assert "skipped: GatedRepoError" in result.stdout and "use_safetensors=False" in result.stdout
     data = json.loads(out.read_text())
     assert [row["status"] for row in data["rows"]] == ["ok", "ok", "skipped", "skipped"]
-    assert data["dataset"]["label_column"] == "score" and data["methods"] == {"logme": {"intercept": True}}
+    assert data["dataset"]["label_column"] == "score" and data["methods"] == {
+        "logme": {"intercept": True}
+    }
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rank_several_methods_and_a_row_cap(hub, hub_env, reviews_csv, tmp_path):
     out = tmp_path / "ranking.json"
-    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "--method",
-                      "logme,num_parameters", "--max-rows", "50", "--output", str(out),
-                      "--cache-dir", str(tmp_path / "cache"), "-q"], hub_env)
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--models",
+            "acme/bert-tiny",
+            "--method",
+            "logme,num_parameters",
+            "--max-rows",
+            "50",
+            "--output",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "-q",
+        ],
+        hub_env,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].split()[:4] == ["rank", "model", "logme", "num_parameters"]
     data = json.loads(out.read_text())
     assert data["methods"] == {"logme": {"intercept": True}, "num_parameters": {}}
     row = data["rows"][0]
-    assert row["scores"]["num_parameters"] == row["num_parameters"] > 0 and row["method_errors"] == {}
-    repeated = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "--method", "logme",
-                        "--method", "logme"], hub_env)
+    assert (
+        row["scores"]["num_parameters"] == row["num_parameters"] > 0 and row["method_errors"] == {}
+    )
+    repeated = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--models",
+            "acme/bert-tiny",
+            "--method",
+            "logme",
+            "--method",
+            "logme",
+        ],
+        hub_env,
+    )
     assert repeated.returncode == 2 and "--method names ['logme'] more than once" in repeated.stderr
 
 
 def test_rank_exit_code_is_1_when_nothing_could_be_scored(hub, hub_env, reviews_csv, tmp_path):
-    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "broken/gated", "nobody/missing",
-                      "--no-cache", "-q"], hub_env)
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--models",
+            "broken/gated",
+            "nobody/missing",
+            "--no-cache",
+            "-q",
+        ],
+        hub_env,
+    )
     assert result.returncode == 1
     assert "RepositoryNotFoundError" in result.stdout
 
 
 def test_rank_bad_arguments_exit_2_with_the_reason(hub, hub_env, reviews_csv):
-    result = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny",
-                      "--label-column", "stars"], hub_env)
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--models",
+            "acme/bert-tiny",
+            "--label-column",
+            "stars",
+        ],
+        hub_env,
+    )
     assert result.returncode == 2
     assert "label_column='stars' is not a column" in result.stderr
-    both = run_cli(["rank", "--dataset", str(reviews_csv), "--models", "a/b", "--task", "fill-mask"], hub_env)
+    both = run_cli(
+        ["rank", "--dataset", str(reviews_csv), "--models", "a/b", "--task", "fill-mask"], hub_env
+    )
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 def test_rank_searches_the_hub_with_task(hub, hub_env, reviews_csv, tmp_path):
-    result = run_cli(["rank", "--dataset", str(reviews_csv), "--task", "fill-mask", "--limit", "2",
-                      "--output", str(tmp_path / "r.csv"), "-q", "--no-cache"], hub_env)
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--task",
+            "fill-mask",
+            "--limit",
+            "2",
+            "--output",
+            str(tmp_path / "r.csv"),
+            "-q",
+            "--no-cache",
+        ],
+        hub_env,
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [row["model"] for row in rows] and all(row["status"] == "ok" for row in rows)
@@ -86,28 +181,71 @@ def test_rank_searches_the_hub_with_task(hub, hub_env, reviews_csv, tmp_path):
 
 
 def test_rank_without_models_searches_by_the_dataset_modality(hub, hub_env, reviews_csv, tmp_path):
-    result = run_cli(["rank", "--dataset", str(reviews_csv), "--limit", "3", "--output", str(tmp_path / "r.json"),
-                      "-q", "--no-cache"], hub_env)
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--limit",
+            "3",
+            "--output",
+            str(tmp_path / "r.json"),
+            "-q",
+            "--no-cache",
+        ],
+        hub_env,
+    )
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
-    assert not any(row["model"].startswith(("acme/vit", "acme/wav2vec2", "zeta/vit")) for row in rows)
+    assert not any(
+        row["model"].startswith(("acme/vit", "acme/wav2vec2", "zeta/vit")) for row in rows
+    )
 
 
 def test_rank_dataset_from_the_hub(hub, hub_env, tmp_path):
-    result = run_cli(["rank", "--dataset", "acme/tiny-reviews", "--split", "train", "--models", "acme/bert-tiny",
-                      "-q", "--no-cache"], hub_env)
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            "acme/tiny-reviews",
+            "--split",
+            "train",
+            "--models",
+            "acme/bert-tiny",
+            "-q",
+            "--no-cache",
+        ],
+        hub_env,
+    )
     assert result.returncode == 0, result.stderr
     assert "acme/bert-tiny" in result.stdout.splitlines()[1]
 
 
 def test_a_killed_run_resumes_from_the_cache(hub, hub_env, reviews_csv, tmp_path):
     cache = tmp_path / "cache"
-    hub.fail("/acme/bert-medium/resolve/*/model.safetensors", stall=60)  # hangs on the third candidate
-    args = ["rank", "--dataset", str(reviews_csv), "--models", "acme/bert-tiny", "acme/bert-small",
-            "acme/bert-medium", "--cache-dir", str(cache), "-q"]
-    process = subprocess.Popen([sys.executable, "-m", "hf_logme.cli", *args], env=hub_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    hub.fail(
+        "/acme/bert-medium/resolve/*/model.safetensors", stall=60
+    )  # hangs on the third candidate
+    args = [
+        "rank",
+        "--dataset",
+        str(reviews_csv),
+        "--models",
+        "acme/bert-tiny",
+        "acme/bert-small",
+        "acme/bert-medium",
+        "--cache-dir",
+        str(cache),
+        "-q",
+    ]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hf_logme.cli", *args],
+        env=hub_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while len(list((cache / "statistics").glob("*.pt"))) < 2:
         assert process.poll() is None, process.communicate()
@@ -118,6 +256,8 @@ def test_a_killed_run_resumes_from_the_cache(hub, hub_env, reviews_csv, tmp_path
     hub.reset()  # the Hub is healthy again
     result = run_cli(args + ["--output", str(tmp_path / "r.json")], hub_env)
     assert result.returncode == 0, result.stderr
-    cached = {row["model"]: row["cached"] for row in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    cached = {
+        row["model"]: row["cached"] for row in json.loads((tmp_path / "r.json").read_text())["rows"]
+    }
     assert cached == {"acme/bert-tiny": True, "acme/bert-small": True, "acme/bert-medium": False}
     assert not list((cache / "statistics").glob("*.tmp"))

@@ -43,7 +43,18 @@ def test_score_regression_and_intercept(tmp_path, capsys):
     targets = features @ rng.normal(size=4) + rng.normal(size=50)
     np.save(tmp_path / "f.npy", features)
     np.save(tmp_path / "y.npy", targets)
-    assert main(["score", str(tmp_path / "f.npy"), str(tmp_path / "y.npy"), "--regression", "--intercept"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(tmp_path / "f.npy"),
+                str(tmp_path / "y.npy"),
+                "--regression",
+                "--intercept",
+            ]
+        )
+        == 0
+    )
     expected = hf_logme.logme(features, targets, regression=True, intercept=True)
     assert capsys.readouterr().out.strip() == f"logme: {expected:.6f}"
 
@@ -55,7 +66,9 @@ def test_score_errors_exit_2_with_the_reason(tmp_path, capsys):
     assert "must be 2-D" in capsys.readouterr().err
     assert main(["score", str(tmp_path / "missing.npy"), str(tmp_path / "y.npy")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["score", str(tmp_path / "y.npy"), str(tmp_path / "y.npy"), "--method", "nope"]) == 2
+    assert (
+        main(["score", str(tmp_path / "y.npy"), str(tmp_path / "y.npy"), "--method", "nope"]) == 2
+    )
     assert "Unknown method 'nope'" in capsys.readouterr().err
 
 
@@ -81,9 +94,13 @@ def test_score_several_methods_with_a_row_cap(tmp_path, capsys, monkeypatch):
     np.save(tmp_path / "f.npy", features)
     np.save(tmp_path / "y.npy", labels)
     args = ["score", str(tmp_path / "f.npy"), str(tmp_path / "y.npy")]
-    assert main([*args, "--method", f"logme,{RowsHeld.name}", "--max-rows", "20", "--intercept"]) == 0
+    assert (
+        main([*args, "--method", f"logme,{RowsHeld.name}", "--max-rows", "20", "--intercept"]) == 0
+    )
     assert capsys.readouterr().out.splitlines() == [
-        f"logme: {hf_logme.logme(features, labels, intercept=True):.6f}", f"{RowsHeld.name}: 20.000000"]
+        f"logme: {hf_logme.logme(features, labels, intercept=True):.6f}",
+        f"{RowsHeld.name}: 20.000000",
+    ]
     assert main([*args, "--method", RowsHeld.name]) == 0
     assert capsys.readouterr().out.strip() == f"{RowsHeld.name}: 60.000000"
     assert main([*args, "--method", "logme", "--method", "logme"]) == 2

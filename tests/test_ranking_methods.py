@@ -17,9 +17,9 @@ import torch
 from hub_fixtures import build_text_model
 
 import hf_logme
-import hf_logme.features.forward as forward
 from hf_logme.estimators import ESTIMATORS, Estimator
 from hf_logme.estimators._rows import DEFAULT_MAX_ROWS
+from hf_logme.features import forward
 from hf_logme.ranking import rank_models
 
 
@@ -30,7 +30,9 @@ class _RowsHeld(Estimator):
     consumes = "rows"
     supports_regression = True
 
-    def __init__(self, *, regression: bool = False, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0):
+    def __init__(
+        self, *, regression: bool = False, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0
+    ):
         super().__init__(regression=regression)
         self.max_rows, self.seed = max_rows, seed
 
@@ -56,7 +58,9 @@ class _HeadAgreement(Estimator):
     name = "head_agreement_for_tests"
     consumes = "source_predictions"
 
-    def __init__(self, *, regression: bool = False, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0):
+    def __init__(
+        self, *, regression: bool = False, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0
+    ):
         super().__init__(regression=regression)
         self.max_rows, self.seed = max_rows, seed
 
@@ -100,8 +104,9 @@ def forward_calls(monkeypatch):
 ALL = ("logme", _RowsHeld.name, _RowMean.name, _HeadAgreement.name, "num_parameters")
 
 
-def test_several_methods_cost_one_forward_pass_and_each_scores_its_input(reviews, models, tmp_path,
-                                                                         forward_calls):
+def test_several_methods_cost_one_forward_pass_and_each_scores_its_input(
+    reviews, models, tmp_path, forward_calls
+):
     options = {"cache": False, "progress": False, "batch_size": 8}
     alone = rank_models([models["plain"]], reviews, **options)
     assert len(forward_calls) == 3  # 24 rows, batches of 8
@@ -114,7 +119,9 @@ def test_several_methods_cost_one_forward_pass_and_each_scores_its_input(reviews
     assert row.score == row.scores["logme"]  # the first method orders the ranking
     out = hf_logme.extract_features(models["plain"], reviews, progress=False)
     assert row.scores[_RowsHeld.name] == 24
-    assert row.scores[_RowMean.name] == pytest.approx(out.features[:, 0].double().mean().item(), rel=1e-6)
+    assert row.scores[_RowMean.name] == pytest.approx(
+        out.features[:, 0].double().mean().item(), rel=1e-6
+    )
     from transformers import AutoModel
 
     size = sum(p.numel() for p in AutoModel.from_pretrained(models["plain"]).parameters())
@@ -128,13 +135,20 @@ def test_several_methods_cost_one_forward_pass_and_each_scores_its_input(reviews
 def test_source_predictions_come_from_the_checkpoints_own_head(reviews, models, forward_calls):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    ranking = rank_models([models["head"], models["plain"]], reviews, cache=False, progress=False,
-                          methods=[_HeadAgreement.name, "logme"], batch_size=8)
+    ranking = rank_models(
+        [models["head"], models["plain"]],
+        reviews,
+        cache=False,
+        progress=False,
+        methods=[_HeadAgreement.name, "logme"],
+        batch_size=8,
+    )
     assert len(forward_calls) == 6  # one pass of three batches per candidate
     rows = {row.model: row for row in ranking.rows}
     classifier = AutoModelForSequenceClassification.from_pretrained(models["head"]).eval()
-    tokens = AutoTokenizer.from_pretrained(models["head"])(list(reviews["text"]), padding=True,
-                                                           return_tensors="pt")
+    tokens = AutoTokenizer.from_pretrained(models["head"])(
+        list(reviews["text"]), padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         predicted = classifier(**tokens).logits.argmax(1).numpy()
     agreement = float(np.mean(predicted == np.asarray(reviews["label"])))
@@ -142,7 +156,8 @@ def test_source_predictions_come_from_the_checkpoints_own_head(reviews, models, 
     # The features are still the base model's: LogME as of a plain extraction.
     out = hf_logme.extract_features(models["head"], reviews, progress=False)
     assert rows[models["head"]].scores["logme"] == pytest.approx(
-        hf_logme.logme(out.features, out.labels, intercept=True), rel=1e-9)
+        hf_logme.logme(out.features, out.labels, intercept=True), rel=1e-9
+    )
     # The primary method cannot score the headless candidate: a skipped row, other scores kept.
     plain = rows[models["plain"]]
     assert plain.status == "skipped" and plain.reason.startswith(f"{_HeadAgreement.name}: ")
@@ -157,24 +172,40 @@ def test_the_cache_is_extended_by_the_kinds_a_run_adds(reviews, models, tmp_path
     assert not more.rows[0].cached and len(forward_calls) == 6  # one new pass for the rows
     assert more.rows[0].scores["logme"] == first.rows[0].score
     forward_calls.clear()
-    again = rank_models([models["plain"]], reviews, methods=[_RowsHeld.name, "logme", "num_parameters"],
-                        **options)
+    again = rank_models(
+        [models["plain"]], reviews, methods=[_RowsHeld.name, "logme", "num_parameters"], **options
+    )
     assert again.rows[0].cached and forward_calls == []  # everything is there now
-    assert again.rows[0].scores == more.rows[0].scores | {"num_parameters": first.rows[0].num_parameters}
+    assert again.rows[0].scores == more.rows[0].scores | {
+        "num_parameters": first.rows[0].num_parameters
+    }
     # Another row cap is other statistics: extended again, and both caps stay cached.
-    capped = rank_models([models["plain"]], reviews, methods=[_RowsHeld.name], max_rows=10, **options)
+    capped = rank_models(
+        [models["plain"]], reviews, methods=[_RowsHeld.name], max_rows=10, **options
+    )
     assert not capped.rows[0].cached and capped.rows[0].score <= 10
     assert capped.methods == {_RowsHeld.name: {"max_rows": 10, "seed": 0}}
     forward_calls.clear()
-    both = rank_models([models["plain"]], reviews, max_rows=1000, **options,
-                       methods={_RowsHeld.name: {"max_rows": DEFAULT_MAX_ROWS}, _RowMean.name: {"max_rows": 10}})
+    both = rank_models(
+        [models["plain"]],
+        reviews,
+        max_rows=1000,
+        **options,
+        methods={_RowsHeld.name: {"max_rows": DEFAULT_MAX_ROWS}, _RowMean.name: {"max_rows": 10}},
+    )
     assert both.rows[0].cached and forward_calls == []
     assert both.rows[0].scores[_RowsHeld.name] == 24  # a method's own max_rows wins
 
 
 def test_rows_are_gathered_per_layer_with_layers_best(reviews, models, tmp_path):
-    ranking = rank_models([models["plain"]], reviews, methods=[_RowMean.name, "logme"], layers="best",
-                          cache=False, progress=False)
+    ranking = rank_models(
+        [models["plain"]],
+        reviews,
+        methods=[_RowMean.name, "logme"],
+        layers="best",
+        cache=False,
+        progress=False,
+    )
     row = ranking.rows[0]
     out = hf_logme.extract_features(models["plain"], reviews, layers="all", progress=False)
     means = {layer: f[:, 0].double().mean().item() for layer, f in out.features.items()}
@@ -183,7 +214,7 @@ def test_rows_are_gathered_per_layer_with_layers_best(reviews, models, tmp_path)
 
 
 def test_max_rows_is_validated_before_any_model_loads(reviews, models, monkeypatch):
-    import hf_logme.features.extract as extract
+    from hf_logme.features import extract
 
     monkeypatch.setattr(extract, "load_model", lambda *a, **k: pytest.fail("a model was loaded"))
     with pytest.raises(ValueError, match="max_rows must be a positive int; got 0"):
@@ -195,23 +226,31 @@ def test_max_rows_is_validated_before_any_model_loads(reviews, models, monkeypat
 def test_registered_estimators_of_every_kind_from_one_pass(reviews, models, forward_calls):
     # (linear_probe reads the same row sample as knn; it is left out only for its ~10 s of CV.)
     methods = ["logme", "hscore", "gbc", "knn", "leep", "nce", "num_parameters"]
-    ranking = rank_models([models["head"], models["plain"]], reviews, methods=methods, cache=False,
-                          progress=False, batch_size=8)
+    ranking = rank_models(
+        [models["head"], models["plain"]],
+        reviews,
+        methods=methods,
+        cache=False,
+        progress=False,
+        batch_size=8,
+    )
     assert len(forward_calls) == 6  # three batches per candidate, whatever the methods
     rows = {row.model: row for row in ranking.rows}
     for name in models.values():
         out = hf_logme.extract_features(name, reviews, progress=False)
         row = rows[name]
-        assert row.scores["logme"] == pytest.approx(hf_logme.logme(out.features, out.labels, intercept=True),
-                                                    rel=1e-9)
+        assert row.scores["logme"] == pytest.approx(
+            hf_logme.logme(out.features, out.labels, intercept=True), rel=1e-9
+        )
         for method in ("hscore", "gbc", "knn"):
             expected = hf_logme.score(out.features, out.labels, method=method)
             assert row.scores[method] == pytest.approx(expected, rel=1e-6, abs=1e-9), (name, method)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     classifier = AutoModelForSequenceClassification.from_pretrained(models["head"]).eval()
-    tokens = AutoTokenizer.from_pretrained(models["head"])(list(reviews["text"]), padding=True,
-                                                           return_tensors="pt")
+    tokens = AutoTokenizer.from_pretrained(models["head"])(
+        list(reviews["text"]), padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         logits = classifier(**tokens).logits
     labels = np.asarray(reviews["label"])
@@ -221,4 +260,7 @@ def test_registered_estimators_of_every_kind_from_one_pass(reviews, models, forw
         reason = rows[models["plain"]].method_errors[method]
         assert "no classification head" in reason and "BertModel" in reason
         assert method not in rows[models["plain"]].scores
-    assert rows[models["plain"]].status == "ok" and set(rows[models["plain"]].method_errors) == {"leep", "nce"}
+    assert rows[models["plain"]].status == "ok" and set(rows[models["plain"]].method_errors) == {
+        "leep",
+        "nce",
+    }

@@ -33,7 +33,9 @@ def test_one_layer_scores_equal_the_dense_marginal_likelihood(layers):
     features, labels = layers
     stats = {"last": {"gram": gram(features[1], labels)}}
     paper = score_candidate(stats, {"logme": {"intercept": False}})
-    assert paper.scores["logme"] == pytest.approx(oracle_logme(features[1], one_hot(labels)), rel=1e-6)
+    assert paper.scores["logme"] == pytest.approx(
+        oracle_logme(features[1], one_hot(labels)), rel=1e-6
+    )
     assert paper.best_layer is None and paper.layer_scores is None and paper.method_errors == {}
     centred_f, centred_y = centre_by_contrasts(features[1], one_hot(labels))
     with_intercept = score_method("logme", stats["last"]["gram"], {"intercept": True})
@@ -73,7 +75,9 @@ def width(monkeypatch):
 def test_each_method_keeps_its_own_best_layer_in_its_own_direction(layers, width):
     features, labels = layers
     stats = {i: {"gram": gram(features[1][:, :d], labels)} for i, d in enumerate((3, 1, 2))}
-    expected = {i: oracle_logme(features[1][:, :d], one_hot(labels)) for i, d in enumerate((3, 1, 2))}
+    expected = {
+        i: oracle_logme(features[1][:, :d], one_hot(labels)) for i, d in enumerate((3, 1, 2))
+    }
     result = score_candidate(stats, {"logme": {"intercept": False}, width: {}}, best_layer=True)
     assert result.scores[width] == 1.0  # the smallest width, as lower is better
     assert result.best_layer == max(expected, key=expected.get)
@@ -84,13 +88,15 @@ def test_each_method_keeps_its_own_best_layer_in_its_own_direction(layers, width
 
 
 def test_a_method_that_cannot_score_gets_its_reason_and_the_others_still_score(layers, width):
-    features, labels = layers
+    features, _ = layers
     single_class = {"last": {"gram": gram(features[1], np.zeros(16, dtype=int))}}
     result = score_candidate(single_class, {"logme": {}, width: {}})
     assert result.scores == {width: 3.0}
     assert "single class" in result.method_errors["logme"]
 
-    missing = score_candidate({"last": {}}, {"logme": {}}, unavailable={"gram": "no features (test)"})
+    missing = score_candidate(
+        {"last": {}}, {"logme": {}}, unavailable={"gram": "no features (test)"}
+    )
     assert missing.scores == {} and missing.method_errors == {"logme": "no features (test)"}
     default = score_candidate({"last": {}}, {"logme": {}})
     assert default.method_errors == {"logme": "no gram statistics were gathered"}

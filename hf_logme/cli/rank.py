@@ -38,64 +38,132 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("dataset")
-    data.add_argument("--dataset", required=True,
-                      help="Hub dataset id, a folder written by save_to_disk, or a .csv/.tsv/.json/.jsonl/.parquet file")
+    data.add_argument(
+        "--dataset",
+        required=True,
+        help=(
+            "Hub dataset id, a folder written by save_to_disk, or a .csv/.tsv/.json/.jsonl/"
+            ".parquet file"
+        ),
+    )
     data.add_argument("--config", help="dataset configuration name (Hub datasets with several)")
-    data.add_argument("--split", help="split to score, e.g. train or 'train[:5000]' (default: the only split)")
+    data.add_argument(
+        "--split", help="split to score, e.g. train or 'train[:5000]' (default: the only split)"
+    )
     data.add_argument("--text-column", help="text input column (detected when unambiguous)")
     data.add_argument("--text-pair-column", help="second text column, for sentence-pair tasks")
     data.add_argument("--image-column", help="image input column")
     data.add_argument("--audio-column", help="audio input column")
     data.add_argument("--label-column", help="label or target column (detected when unambiguous)")
-    data.add_argument("--task-type", default="auto", choices=["auto", "classification", "regression", "multilabel"],
-                      help="what the labels are (default: from the column type)")
-    data.add_argument("--max-samples", type=positive_int, help="score a stratified, seeded subsample of this size")
+    data.add_argument(
+        "--task-type",
+        default="auto",
+        choices=["auto", "classification", "regression", "multilabel"],
+        help="what the labels are (default: from the column type)",
+    )
+    data.add_argument(
+        "--max-samples", type=positive_int, help="score a stratified, seeded subsample of this size"
+    )
     data.add_argument("--seed", type=int, default=0, help="subsample seed (default: 0)")
 
     which = parser.add_argument_group("candidates: --models, or else a Hub search")
     chosen = which.add_mutually_exclusive_group()
-    chosen.add_argument("--models", nargs="+", metavar="ID_OR_PATH", help="Hub ids or local model folders")
-    chosen.add_argument("--task", help="search the Hub for this pipeline tag, e.g. fill-mask (default: the "
-                                       "usual encoder tasks of the dataset's input: text, image or audio)")
-    which.add_argument("--limit", type=positive_int, default=10, help="searched candidates (default: 10)")
+    chosen.add_argument(
+        "--models", nargs="+", metavar="ID_OR_PATH", help="Hub ids or local model folders"
+    )
+    chosen.add_argument(
+        "--task",
+        help="search the Hub for this pipeline tag, e.g. fill-mask (default: the "
+        "usual encoder tasks of the dataset's input: text, image or audio)",
+    )
+    which.add_argument(
+        "--limit", type=positive_int, default=10, help="searched candidates (default: 10)"
+    )
 
     scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--method", action="append", metavar="NAME[,NAME...]",
-                         help="estimators, comma-separated or repeated, e.g. logme,hscore,knn,linear_probe; "
-                              "all are scored from one forward pass per candidate and the first orders the "
-                              "ranking (default: logme; `hf-logme score --help` lists them)")
-    scoring.add_argument("--max-rows", type=positive_int, default=DEFAULT_MAX_ROWS,
-                         help="row cap of methods that read feature rows or source predictions (kNN, NLEEP, "
-                              f"PARC, linear probe, LEEP...); memory O(max_rows x dim) per layer (default: "
-                              f"{DEFAULT_MAX_ROWS})")
-    scoring.add_argument("--intercept", action=argparse.BooleanOptionalAction, default=None,
-                         help="LogME: integrate out a per-target intercept (centred features); "
-                              "default: on for rankings (see the README)")
-    scoring.add_argument("--layers", choices=["last", "best", "mean"], default="last",
-                         help="score the last hidden layer, every layer keeping the best, or their mean")
-    scoring.add_argument("--pooling", default="auto", choices=["auto", "cls", "mean", "pooler", "last", "max"],
-                         help="how token features become one vector (default: what a task head reads)")
-    scoring.add_argument("--max-length", type=positive_int, help="truncate texts to this many tokens")
+    scoring.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME[,NAME...]",
+        help="estimators, comma-separated or repeated, e.g. logme,hscore,knn,linear_probe; "
+        "all are scored from one forward pass per candidate and the first orders the "
+        "ranking (default: logme; `hf-logme score --help` lists them)",
+    )
+    scoring.add_argument(
+        "--max-rows",
+        type=positive_int,
+        default=DEFAULT_MAX_ROWS,
+        help="row cap of methods that read feature rows or source predictions (kNN, NLEEP, "
+        f"PARC, linear probe, LEEP...); memory O(max_rows x dim) per layer (default: "
+        f"{DEFAULT_MAX_ROWS})",
+    )
+    scoring.add_argument(
+        "--intercept",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="LogME: integrate out a per-target intercept (centred features); "
+        "default: on for rankings (see the README)",
+    )
+    scoring.add_argument(
+        "--layers",
+        choices=["last", "best", "mean"],
+        default="last",
+        help="score the last hidden layer, every layer keeping the best, or their mean",
+    )
+    scoring.add_argument(
+        "--pooling",
+        default="auto",
+        choices=["auto", "cls", "mean", "pooler", "last", "max"],
+        help="how token features become one vector (default: what a task head reads)",
+    )
+    scoring.add_argument(
+        "--max-length", type=positive_int, help="truncate texts to this many tokens"
+    )
 
     running = parser.add_argument_group("running")
-    running.add_argument("--device", default="auto", help="cuda, cuda:1, mps or cpu (default: best available)")
-    running.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                         help="model dtype (default: bfloat16 on GPUs that support it, else float32)")
-    running.add_argument("--batch-size", type=batch_size, default="auto",
-                         help="samples per forward pass, or auto (halved on out-of-memory)")
+    running.add_argument(
+        "--device", default="auto", help="cuda, cuda:1, mps or cpu (default: best available)"
+    )
+    running.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="model dtype (default: bfloat16 on GPUs that support it, else float32)",
+    )
+    running.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default="auto",
+        help="samples per forward pass, or auto (halved on out-of-memory)",
+    )
     running.add_argument("--token", help="Hub token for private or gated models and datasets")
-    running.add_argument("--trust-remote-code", action="store_true",
-                         help="allow checkpoints whose architecture is code in their repo (runs that code)")
-    running.add_argument("--allow-pickle-weights", action="store_true",
-                         help="also load .bin pickle weights when a repo has no safetensors (runs pickle code)")
-    running.add_argument("--no-cache", action="store_true", help="neither read nor write the statistics cache")
+    running.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow checkpoints whose architecture is code in their repo (runs that code)",
+    )
+    running.add_argument(
+        "--allow-pickle-weights",
+        action="store_true",
+        help="also load .bin pickle weights when a repo has no safetensors (runs pickle code)",
+    )
+    running.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the statistics cache"
+    )
     running.add_argument("--cache-dir", help="statistics cache folder (default: $HF_HOME/hf_logme)")
-    running.add_argument("--delete-after", action="store_true",
-                         help="delete each checkpoint this run downloaded once it is scored")
-    running.add_argument("--distribute", default="auto", choices=["auto", "samples", "candidates"],
-                         help="under accelerate launch / torchrun: shard every candidate's rows over the "
-                              "processes (samples) or give each process whole candidates (candidates); "
-                              "auto: candidates when there are at least as many as processes")
+    running.add_argument(
+        "--delete-after",
+        action="store_true",
+        help="delete each checkpoint this run downloaded once it is scored",
+    )
+    running.add_argument(
+        "--distribute",
+        default="auto",
+        choices=["auto", "samples", "candidates"],
+        help="under accelerate launch / torchrun: shard every candidate's rows over the "
+        "processes (samples) or give each process whole candidates (candidates); "
+        "auto: candidates when there are at least as many as processes",
+    )
 
     output = parser.add_argument_group("output")
     output.add_argument("--output", help="write the ranking: .json, .csv or .md")
@@ -108,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
     from hf_logme import distributed
     from hf_logme.data import load_dataset_source
 
-    dataset = load_dataset_source(args.dataset, config=args.config, split=args.split, token=args.token)
+    dataset = load_dataset_source(
+        args.dataset, config=args.config, split=args.split, token=args.token
+    )
     methods: dict[str, dict[str, Any]] = {name: {} for name in method_names(args.method)}
     if args.intercept is not None:
         if "logme" not in methods:
@@ -159,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
 
 def method_names(given: list[str] | None) -> list[str]:
     """``--method a,b --method c`` -> ["a", "b", "c"] (default ["logme"]); repeats are an error."""
-    names = [name.strip() for value in given or ["logme"] for name in value.split(",") if name.strip()]
+    names = [
+        name.strip() for value in given or ["logme"] for name in value.split(",") if name.strip()
+    ]
     if not names:
         raise ValueError("--method is empty; name at least one estimator, e.g. --method logme.")
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -174,7 +246,14 @@ def _search(args: argparse.Namespace, dataset: Any) -> list[Any]:
     from hf_logme.selection import search_for_dataset
 
     return search_for_dataset(
-        resolve_split(dataset, None), task=args.task, limit=args.limit, label_column=args.label_column,
-        text_column=args.text_column, text_pair_column=args.text_pair_column, image_column=args.image_column,
-        audio_column=args.audio_column, require_safetensors=not args.allow_pickle_weights, token=args.token,
+        resolve_split(dataset, None),
+        task=args.task,
+        limit=args.limit,
+        label_column=args.label_column,
+        text_column=args.text_column,
+        text_pair_column=args.text_pair_column,
+        image_column=args.image_column,
+        audio_column=args.audio_column,
+        require_safetensors=not args.allow_pickle_weights,
+        token=args.token,
     )

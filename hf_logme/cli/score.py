@@ -18,22 +18,33 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
     )
     parser.add_argument("features", help="features file: .npy, .npz, .pt or .safetensors")
-    parser.add_argument("labels", help="labels file: .npy, .npz, .pt, .safetensors, or .txt/.csv one per line")
-    parser.add_argument("--method", action="append", metavar="NAME[,NAME...]",
-                        help="estimators, comma-separated or repeated, e.g. logme,hscore,knn "
-                             "(default: logme); an unknown name lists the registered ones")
+    parser.add_argument(
+        "labels", help="labels file: .npy, .npz, .pt, .safetensors, or .txt/.csv one per line"
+    )
+    parser.add_argument(
+        "--method",
+        action="append",
+        metavar="NAME[,NAME...]",
+        help="estimators, comma-separated or repeated, e.g. logme,hscore,knn "
+        "(default: logme); an unknown name lists the registered ones",
+    )
     parser.add_argument("--regression", action="store_true", help="labels are continuous targets")
-    parser.add_argument("--intercept", action="store_true",
-                        help="LogME: integrate out a per-target intercept (centred features)")
-    parser.add_argument("--max-rows", type=positive_int,
-                        help="row cap of methods that read feature rows (kNN, NLEEP, PARC, linear probe...); "
-                             "default: each method's own (10000)")
+    parser.add_argument(
+        "--intercept",
+        action="store_true",
+        help="LogME: integrate out a per-target intercept (centred features)",
+    )
+    parser.add_argument(
+        "--max-rows",
+        type=positive_int,
+        help="row cap of methods that read feature rows (kNN, NLEEP, PARC, linear probe...); "
+        "default: each method's own (10000)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import hf_logme
-
     from hf_logme.estimators import get_estimator
 
     from .rank import method_names

@@ -152,7 +152,9 @@ def prepare_dataset(dataset: Any, options: ExtractionOptions | None = None) -> P
     for name, column in options.columns.items():
         check_column(data, name, column)
     label_column = find_label_column(data, options.label_column)
-    targets, rows = rows_to_score(data, label_column, options.task, options.max_samples, options.seed)
+    targets, rows = rows_to_score(
+        data, label_column, options.task, options.max_samples, options.seed
+    )
     resolved = options.replace(label_column=label_column, task=targets.task)
     return PreparedDataset(data, label_column, targets, rows, resolved)
 
@@ -335,7 +337,10 @@ def extract(
         prepared = prepare_dataset(dataset, options)
     o = options
     data, label_column, targets, rows = (
-        prepared.data, prepared.label_column, prepared.targets, prepared.rows
+        prepared.data,
+        prepared.label_column,
+        prepared.targets,
+        prepared.rows,
     )
 
     # The checkpoint's config says which input it reads: find it before loading weights.
@@ -413,7 +418,10 @@ def extract(
     loaded.model.eval()  # no dropout; restored below for a model the caller passed in
     try:
         with tqdm(
-            total=len(order), unit="sample", desc=f"Features {loaded.model_id}", disable=not progress
+            total=len(order),
+            unit="sample",
+            desc=f"Features {loaded.model_id}",
+            disable=not progress,
         ) as bar:
             timings = loop.run(source, order, num_workers, bar)
     finally:

@@ -160,7 +160,9 @@ class ExtractionOptions:
         for name in ("trust_remote_code", "use_safetensors", "source_predictions"):
             check_bool(name, getattr(self, name))
         if self.token is not None and not isinstance(self.token, (str, bool)):
-            raise TypeError(f"token must be a str, a bool or None; got {type(self.token).__name__}.")
+            raise TypeError(
+                f"token must be a str, a bool or None; got {type(self.token).__name__}."
+            )
         shard = self.shard
         if shard is not None and not (
             isinstance(shard, tuple)
@@ -168,7 +170,9 @@ class ExtractionOptions:
             and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
             and 0 <= shard[0] < shard[1]
         ):
-            raise ValueError(f"shard must be (index, count) with 0 <= index < count; got {shard!r}.")
+            raise ValueError(
+                f"shard must be (index, count) with 0 <= index < count; got {shard!r}."
+            )
         if self.pooling == "pooler" and self.layers == "all":
             raise ValueError(
                 "pooling='pooler' exists only after the last layer; with layers='all' use 'cls', "
@@ -216,6 +220,16 @@ class ExtractionOptions:
 
     def reported(self) -> dict[str, Any]:
         """The options a ranking reports (columns and task are reported with the dataset)."""
-        names = ("pooling", "layers", "batch_size", "device", "dtype", "max_length",
-                 "max_samples", "seed", "trust_remote_code", "use_safetensors")
+        names = (
+            "pooling",
+            "layers",
+            "batch_size",
+            "device",
+            "dtype",
+            "max_length",
+            "max_samples",
+            "seed",
+            "trust_remote_code",
+            "use_safetensors",
+        )
         return {name: getattr(self, name) for name in names}
