@@ -13,7 +13,13 @@ from typing import Any, ClassVar, TypeVar
 import torch
 
 from ._statistics import GramStatistics
-from ._validation import as_class_labels, as_feature_tensor, as_regression_targets
+from ._validation import (
+    as_class_labels,
+    as_feature_tensor,
+    as_regression_targets,
+    check_bool,
+    check_statistics,
+)
 
 E = TypeVar("E", bound="Estimator")
 
@@ -50,9 +56,10 @@ class Estimator(ABC):
     supports_regression: ClassVar[bool] = False
 
     def __init__(self, *, regression: bool = False) -> None:
+        regression = check_bool("regression", regression)
         if regression and not self.supports_regression:
             raise ValueError(f"{type(self).__name__} does not support regression=True.")
-        self.regression = bool(regression)
+        self.regression = regression
 
     @abstractmethod
     def update(self: E, features: Any, labels: Any) -> E:
@@ -135,6 +142,11 @@ class GramEstimator(Estimator):
                 f"Can only merge {type(self).__name__} with {type(self).__name__}; "
                 f"got {type(other).__name__}."
             )
+        if other is self:
+            raise ValueError(
+                f"Cannot merge a {type(self).__name__} into itself (that would count every batch "
+                f"twice); merge a copy (copy.deepcopy) if that is what you mean."
+            )
         if other.get_params() != self.get_params():
             raise ValueError(
                 f"Cannot merge {type(self).__name__} with options {other.get_params()} into one "
@@ -179,6 +191,7 @@ class GramEstimator(Estimator):
                 f"labels hold a single class ({stats.encoder.classes[0]!r}); a transferability "
                 f"score needs at least 2 classes. Check the label column and the subsample."
             )
+        check_statistics(stats, type(self).__name__)
         return stats
 
     def state_dict(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..errors import RemoteCodeRequiredError, UnsafeWeightsError, UnsupportedModelError
+from ..estimators._validation import check_bool
 from .options import resolve_device, resolve_dtype
 from .pooling import PoolingChoice, auto_pooling, sentence_transformers_pooling
 
@@ -136,6 +137,9 @@ def load_model(
         >>> loaded.modality, loaded.auto_pooling().name  # doctest: +SKIP
         ('text', 'mean')
     """
+    # Checked first, whatever the model: a string "false" is truthy and would run remote code.
+    trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
+    use_safetensors = check_bool("use_safetensors", use_safetensors)
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, (str, os.PathLike, Checkpoint)):
@@ -195,6 +199,7 @@ def inspect_checkpoint(
     """
     from transformers import AutoConfig, PretrainedConfig
 
+    trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
     model_id = str(model_id)
     resolved = None  # local folders have no commit
     if not os.path.isdir(model_id):
