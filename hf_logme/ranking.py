@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 
 from . import distributed
-from .cache import StatisticsCache
+from .cache import StatisticsCache, model_key, normalize_model_name
 from .errors import describe as describe_error
 from .estimators import GramEstimator, LogME, get_estimator
 from .estimators._statistics import GramStatistics
@@ -228,10 +228,10 @@ def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) ->
 def _as_models(models: Iterable[Any]) -> list[_Model]:
     if isinstance(models, (str, os.PathLike)):
         models = [models]
-    candidates, seen = [], set()
+    candidates, seen = [], {}
     for given in models:
         if isinstance(given, (str, os.PathLike)):
-            name = os.fspath(given)
+            name = normalize_model_name(given)
             model = _Model(name, local=Path(name).expanduser().is_dir())
         elif hasattr(given, "id") and hasattr(given, "sha"):  # a hub.Candidate
             model = _Model(given.id, False, given.sha, getattr(given, "num_parameters", None))
@@ -239,9 +239,11 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
             raise TypeError(
                 f"models must be Hub ids, local paths or Candidates; got {type(given).__name__}."
             )
-        if model.name in seen:
-            raise ValueError(f"models lists {model.name!r} twice.")
-        seen.add(model.name)
+        identity = os.path.realpath(model.name) if model.local else model.name  # one folder, one row
+        if identity in seen:
+            twice = f" (as {seen[identity]!r} and {given!r})" if seen[identity] != given else ""
+            raise ValueError(f"models lists {model.name!r} twice{twice}; drop one.")
+        seen[identity] = given
         candidates.append(model)
     if not candidates:
         raise ValueError("models is empty; pass Hub ids, local paths, or search_candidates(...).")
@@ -373,8 +375,7 @@ class _Runner:
         return row
 
     def _key(self, model: _Model, revision: str | None) -> dict[str, Any]:
-        model = model.name if not model.local else str(Path(model.name).resolve())
-        return {**self.key_base, "model": model, "revision": revision}
+        return {**self.key_base, "model": model_key(model.name, local=model.local), "revision": revision}
 
     def _resolve(self, model: _Model) -> tuple[str | None, int | None]:
         """(commit sha, parameter count) of a Hub candidate; local folders have no commit."""
