@@ -26,6 +26,7 @@ from .cache import StatisticsCache, model_key, normalize_model_name
 from .errors import describe as describe_error
 from .estimators import GramEstimator, LogME, get_estimator
 from .estimators._statistics import GramStatistics
+from .estimators._validation import check_bool
 from .results import Ranking, RankingRow
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,9 @@ def rank_models(
     from .features.targets import find_label_column, read_targets
 
     method_specs = _resolve_methods(methods)
+    for flag, value in (("trust_remote_code", trust_remote_code), ("use_safetensors", use_safetensors),
+                        ("cache", cache), ("delete_after", delete_after), ("progress", progress)):
+        check_bool(flag, value)  # a string "false" is truthy: it must not count as consent
     check_choice("layers", layers, LAYER_MODES)
     check_choice("task", task, TASKS)
     check_choice("distribute", distribute, ("auto", "samples", "candidates"))
@@ -419,8 +423,12 @@ class _Runner:
         return downloaded[0], downloaded
 
     def _download(self, model_id: str, revision: str | None) -> tuple[Path, bool]:
+        from .features.loading import check_hub_config
         from .hub import download_candidate, snapshot_is_cached
 
+        # Refuse remote code (or an unknown architecture) from config.json, before the weights.
+        check_hub_config(model_id, revision=revision, token=self.token,
+                         trust_remote_code=self.extract_options["trust_remote_code"])
         was_cached = snapshot_is_cached(model_id, revision=revision)
         path = download_candidate(
             model_id,

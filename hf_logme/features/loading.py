@@ -227,6 +227,38 @@ def inspect_checkpoint(
     )
 
 
+def check_hub_config(
+    model_id: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Refuse a Hub checkpoint from its ``config.json`` alone, before any weights are fetched.
+
+    Downloads only ``config.json`` (into the Hub cache, where the later load finds it) and
+    applies the same remote-code and known-architecture checks as :func:`inspect_checkpoint`.
+    Call it before downloading a snapshot: a repo whose architecture is its own code costs one
+    small file, not its weights.
+
+    Returns:
+        The config as a dict.
+
+    Raises:
+        TypeError: ``trust_remote_code`` is not a bool.
+        RemoteCodeRequiredError: the architecture is code in the repo and ``trust_remote_code``
+            is False.
+        UnsupportedModelError: an architecture this transformers does not know, without code.
+    """
+    from huggingface_hub import hf_hub_download
+
+    trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
+    path = hf_hub_download(model_id, "config.json", revision=revision, token=token)
+    config_dict = json.loads(Path(path).read_text())
+    _check_remote_code(model_id, config_dict, trust_remote_code)
+    return config_dict
+
+
 def _load_checkpoint(
     checkpoint: Checkpoint, *, use_safetensors: bool, device: torch.device, dtype: torch.dtype
 ) -> LoadedModel:
