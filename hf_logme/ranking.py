@@ -426,10 +426,10 @@ class _Runner:
         from .features.loading import check_hub_config
         from .hub import download_candidate, snapshot_is_cached
 
+        was_cached = snapshot_is_cached(model_id, revision=revision)
         # Refuse remote code (or an unknown architecture) from config.json, before the weights.
         check_hub_config(model_id, revision=revision, token=self.token,
                          trust_remote_code=self.extract_options["trust_remote_code"])
-        was_cached = snapshot_is_cached(model_id, revision=revision)
         path = download_candidate(
             model_id,
             revision=revision,
