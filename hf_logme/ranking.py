@@ -118,9 +118,9 @@ def rank_models(
         ...                        "BAAI/bge-small-en-v1.5"], dataset)  # doctest: +SKIP
         >>> print(ranking)  # doctest: +SKIP
     """
-    from .features.columns import check_column, resolve_split
+    from .features.columns import resolve_split
     from .features.options import TASKS, check_choice, resolve_device, resolve_dtype
-    from .features.targets import find_label_column, read_targets
+    from .features.preflight import check_dataset
 
     method_specs = _resolve_methods(methods)
     for flag, value in (("trust_remote_code", trust_remote_code), ("use_safetensors", use_safetensors),
@@ -138,10 +138,9 @@ def rank_models(
         "image_column": image_column,
         "audio_column": audio_column,
     }
-    for option, column in inputs.items():
-        check_column(data, option, column)
-    label_column = find_label_column(data, label_column)
-    task = read_targets(data, label_column, task).task
+    checked = check_dataset(data, label_column=label_column, task=task, **inputs,
+                            max_samples=max_samples, seed=seed)
+    label_column, task = checked.label_column, checked.task
     _check_methods_support(method_specs, task)
     distributed.init_from_env()
     rank, world = distributed.rank_and_world()

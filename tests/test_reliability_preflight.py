@@ -72,3 +72,20 @@ def test_only_the_scored_rows_are_read(caplog):
     data = dataset(text=["a", "b", "", ""], label=[0, 1, None, None])
     check = check_dataset(data)
     assert check.num_rows == 2 and "2 of 4 rows have no label" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "columns, options, message",
+    [
+        ({"text": ["a", "b", "c"], "label": [0, 0, 0]}, {}, "single class"),
+        ({"text": ["", ""] * 3, "label": [0, 1] * 3}, {}, "only empty texts"),
+        (GOOD, {"max_samples": 1}, "only 1 labelled row"),
+        ({"text": [], "label": []}, {}, "has no rows"),
+    ],
+)
+def test_rank_models_raises_before_any_model_loads(columns, options, message, tmp_path):
+    from hf_logme.ranking import rank_models
+
+    # The candidate does not exist: reaching it would be a skipped row, not this error.
+    with pytest.raises(ValueError, match=message):
+        rank_models([str(tmp_path / "no-model")], dataset(**columns), progress=False, **options)
