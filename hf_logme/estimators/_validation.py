@@ -241,7 +241,7 @@ def check_statistics(stats: GramStatistics, name: str) -> None:
         warnings.warn(
             f"{name}: {len(classes)} classes among {stats.n} rows, read from integer labels: "
             f"are these numeric targets? Pass regression=True (rank_models / extract_features: "
-            f"task='regression'; CLI: --task regression) to score them as such.",
+            f"task='regression'; CLI: --task-type regression) to score them as such.",
             UserWarning,
             stacklevel=3,
         )

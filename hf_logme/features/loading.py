@@ -20,7 +20,13 @@ from typing import Any
 
 import torch
 
-from ..errors import RemoteCodeRequiredError, UnsafeWeightsError, UnsupportedModelError
+from ..errors import (
+    HubUnreachableError,
+    ModelNotFoundError,
+    RemoteCodeRequiredError,
+    UnsafeWeightsError,
+    UnsupportedModelError,
+)
 from ..estimators._validation import check_bool
 from .options import resolve_device, resolve_dtype
 from .pooling import PoolingChoice, auto_pooling, sentence_transformers_pooling
@@ -202,15 +208,10 @@ def inspect_checkpoint(
     trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
     model_id = str(model_id)
     resolved = None  # local folders have no commit
-    if not os.path.isdir(model_id):
-        import huggingface_hub
-
-        huggingface_hub.utils.validate_repo_id(model_id)
-        # Load everything by commit sha: the same files for config, processor and weights, and
-        # never "main", for which transformers may ask a Space to convert pickle weights.
-        resolved = huggingface_hub.resolve_revision(
-            model_id, revision=revision, token=token
-        ).resolved
+    if os.path.isdir(model_id):
+        _check_local_folder(model_id)
+    else:
+        resolved = _resolve_hub_revision(model_id, revision=revision, token=token)
     config_dict, _ = PretrainedConfig.get_config_dict(model_id, revision=resolved, token=token)
     _check_remote_code(model_id, config_dict, trust_remote_code)
     try:
@@ -225,6 +226,72 @@ def inspect_checkpoint(
     return Checkpoint(
         model_id, resolved, config, modality_of(config, model_id), trust_remote_code, token
     )
+
+
+def _check_local_folder(folder: str) -> None:
+    """A local folder must hold a transformers config (not "upgrade transformers" later)."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        files = sorted(p.name for p in Path(folder).iterdir())[:8]
+        raise UnsupportedModelError(
+            f"{folder}: this folder has no config.json, so it is not a transformers checkpoint "
+            f"(it holds {files or 'nothing'}). Pass the folder save_pretrained wrote, or the "
+            f"model as a torch module with a preprocess callable.",
+            model_id=folder,
+        )
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path, never a Hub id (``./x``, ``/x``, ``~/x``,
+    ``x/``, ``a/b/c``, ``C:\\x``)."""
+    return (
+        name.startswith((".", "/", "~"))
+        or name.endswith(("/", os.sep))
+        or name.count("/") > 1
+        or "\\" in name
+        or (os.altsep is not None and os.altsep in name)
+    )
+
+
+def _resolve_hub_revision(model_id: str, *, revision: str | None, token: str | bool | None) -> str:
+    """The commit sha of a Hub model, with "not found" errors that say a local path was tried."""
+    import huggingface_hub
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionResolutionError,
+    )
+
+    where = os.path.abspath(os.path.expanduser(model_id))
+    if looks_like_path(model_id):
+        what = "is a file, not a folder" if os.path.exists(where) else "does not exist"
+        raise ModelNotFoundError(
+            f"{model_id}: no such model folder ({where} {what}).", model_id=model_id
+        )
+    try:
+        huggingface_hub.utils.validate_repo_id(model_id)
+        # Load everything by commit sha: the same files for config, processor and weights, and
+        # never "main", for which transformers may ask a Space to convert pickle weights.
+        return huggingface_hub.resolve_revision(model_id, revision=revision, token=token).resolved
+    except HFValidationError as err:
+        raise ModelNotFoundError(
+            f"{model_id}: no such model folder ({where} does not exist), and not a valid Hub id.",
+            model_id=model_id,
+        ) from err
+    except GatedRepoError:
+        raise
+    except RepositoryNotFoundError as err:
+        raise ModelNotFoundError(
+            f"{model_id}: not found, neither as a local folder ({where}) nor on the Hub (a "
+            f"private repo needs token=).",
+            model_id=model_id,
+        ) from err
+    except RevisionResolutionError as err:
+        raise HubUnreachableError(
+            f"{model_id}: not a local folder ({where} does not exist), and the Hub could not be "
+            f"reached to look it up. Check the path, or the connection and HF_HUB_OFFLINE.",
+            model_id=model_id,
+        ) from err
 
 
 def check_hub_config(

@@ -136,7 +136,7 @@ def _warn_many_classes(column: str, classes: np.ndarray, num_rows: int) -> None:
     if integer and len(classes) >= _MANY_CLASSES and len(classes) > num_rows / 2:
         logger.warning(
             "Label column %r: %d classes among %d rows, from integer labels. If these are numeric "
-            "targets, pass task='regression' (CLI: --task regression).",
+            "targets, pass task='regression' (CLI: --task-type regression).",
             column,
             len(classes),
             num_rows,
