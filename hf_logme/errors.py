@@ -34,6 +34,18 @@ class UnsupportedModelError(CandidateError, ValueError):
     """transformers cannot load this checkpoint with an Auto class, or no input fits the dataset."""
 
 
+class ModelNotFoundError(CandidateError, FileNotFoundError):
+    """Neither a local model folder nor a model on the Hub has this name.
+
+    Example message: ``"./models/tiny: no such model folder (/home/me/models/tiny does not
+    exist)."``
+    """
+
+
+class HubUnreachableError(CandidateError, ConnectionError):
+    """The name is not a local folder, and the Hub could not be reached to look it up."""
+
+
 class NonFiniteFeaturesError(CandidateError, ValueError):
     """The model produced NaN or infinite features (often float16 overflow)."""
 
@@ -49,6 +61,14 @@ class NoCandidateError(ValueError):
     def __init__(self, message: str, *, ranking: object | None = None) -> None:
         super().__init__(message)
         self.ranking = ranking
+
+
+class InputNotFoundError(FileNotFoundError, ValueError):
+    """A dataset or array file the user named does not exist: bad input (CLI exit 2).
+
+    Both a ``FileNotFoundError`` (what it is) and a ``ValueError`` (a wrong argument, which the
+    CLI reports with exit code 2 rather than 1, "nothing scored").
+    """
 
 
 def describe(error: BaseException) -> str:

@@ -30,7 +30,12 @@ from datasets import Features, List, Value
 
 from .estimators import LogME
 from .estimators._labels import _native
-from .estimators._validation import as_class_labels, as_feature_tensor, as_regression_targets
+from .estimators._validation import (
+    as_class_labels,
+    as_feature_tensor,
+    as_regression_targets,
+    check_bool,
+)
 
 CONFIGS = ("default", "regression", "multilabel")
 
@@ -375,10 +380,9 @@ class Logme(evaluate.Metric):
     def _compute(
         self, predictions: Any, references: Any, intercept: bool = False
     ) -> dict[str, float]:
-        if not isinstance(intercept, (bool, np.bool_)):
-            raise TypeError(f"intercept must be True or False; got {intercept!r}.")
+        intercept = check_bool("intercept", intercept)
         labels = self._references(_column_array(references, "references"), len(predictions))
-        estimator = LogME(regression=self.config_name != "default", intercept=bool(intercept))
+        estimator = LogME(regression=self.config_name != "default", intercept=intercept)
         # Fold the stored batches in one by one: no concatenated copy of the features.
         start, width = 0, None
         for chunk in predictions.chunks:

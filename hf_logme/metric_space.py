@@ -33,6 +33,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, RepoUrl
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from . import __version__
+from .estimators._validation import check_bool
 from .metric import CITATION, DESCRIPTION, EXAMPLES, INPUTS, OUTPUT
 
 logger = logging.getLogger(__name__)
@@ -146,19 +147,38 @@ def render_card(name: str = METRIC_NAME) -> str:
     return template
 
 
-def export_space(folder: str | os.PathLike[str], *, name: str = METRIC_NAME) -> Path:
-    """Write the Space's files into ``folder`` (created if needed; files of the same names are
-    replaced), ready to edit, to load with ``evaluate.load(folder)`` or to push.
+def export_space(
+    folder: str | os.PathLike[str], *, name: str = METRIC_NAME, overwrite: bool = False
+) -> Path:
+    """Write the Space's files into ``folder``, ready to edit, to load with
+    ``evaluate.load(folder)`` or to push.
 
     Args:
-        folder: destination directory. ``evaluate.load(folder)`` needs it named ``<name>``.
+        folder: destination directory, created if needed. ``evaluate.load(folder)`` needs it
+            named ``<name>``.
         name: the script's name, see :func:`space_files`.
+        overwrite: write into a folder that is not empty, replacing files of the same names
+            (README.md, requirements.txt...). False (default) refuses, so nothing is lost.
 
     Returns:
         The folder.
+
+    Raises:
+        FileExistsError: ``folder`` is a file, or a non-empty folder and ``overwrite`` is False.
     """
+    overwrite = check_bool("overwrite", overwrite)
     files = space_files(name)
     target = Path(folder)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} is a file; pass a folder to export the Space into.")
+    present = sorted(p.name for p in target.iterdir()) if target.is_dir() else []
+    if present and not overwrite:
+        replaced = sorted(set(present) & {Path(p).parts[0] for p in files})
+        raise FileExistsError(
+            f"{target} is not empty ({len(present)} entries"
+            f"{', would replace ' + ', '.join(replaced) if replaced else ''}); export into a new or "
+            f"empty folder, or pass overwrite=True to replace those files."
+        )
     target.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():
         (target / path).write_text(text, encoding="utf-8")

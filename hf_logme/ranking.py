@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from . import distributed
-from .cache import StatisticsCache
+from .cache import StatisticsCache, model_key, normalize_model_name
 from .errors import describe as describe_error
 from .estimators import (
     STATISTICS,
@@ -302,10 +302,10 @@ def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) ->
 def _as_models(models: Iterable[Any]) -> list[_Model]:
     if isinstance(models, (str, os.PathLike)):
         models = [models]
-    candidates, seen = [], set()
+    candidates, seen = [], {}
     for given in models:
         if isinstance(given, (str, os.PathLike)):
-            name = os.fspath(given)
+            name = normalize_model_name(given)
             model = _Model(name, local=Path(name).expanduser().is_dir())
         elif hasattr(given, "id") and hasattr(given, "sha"):  # a hub.Candidate
             model = _Model(given.id, False, given.sha, getattr(given, "num_parameters", None))
@@ -313,9 +313,11 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
             raise TypeError(
                 f"models must be Hub ids, local paths or Candidates; got {type(given).__name__}."
             )
-        if model.name in seen:
-            raise ValueError(f"models lists {model.name!r} twice.")
-        seen.add(model.name)
+        identity = os.path.realpath(model.name) if model.local else model.name  # one folder, one row
+        if identity in seen:
+            twice = f" (as {seen[identity]!r} and {given!r})" if seen[identity] != given else ""
+            raise ValueError(f"models lists {model.name!r} twice{twice}; drop one.")
+        seen[identity] = given
         candidates.append(model)
     if not candidates:
         raise ValueError("models is empty; pass Hub ids, local paths, or search_candidates(...).")
@@ -473,8 +475,7 @@ class _Runner:
         return [group for group in self.groups if group not in entry["groups"]]
 
     def _key(self, model: _Model, revision: str | None) -> dict[str, Any]:
-        model = model.name if not model.local else str(Path(model.name).resolve())
-        return {**self.key_base, "model": model, "revision": revision}
+        return {**self.key_base, "model": model_key(model.name, local=model.local), "revision": revision}
 
     def _resolve(self, model: _Model) -> tuple[str | None, int | None]:
         """(commit sha, parameter count) of a Hub candidate; local folders have no commit."""
@@ -520,9 +521,13 @@ class _Runner:
         return downloaded[0], downloaded
 
     def _download(self, model_id: str, revision: str | None) -> tuple[Path, bool]:
+        from .features.loading import check_hub_config
         from .hub import download_candidate, snapshot_is_cached
 
         was_cached = snapshot_is_cached(model_id, revision=revision)
+        # Refuse remote code (or an unknown architecture) from config.json, before the weights.
+        check_hub_config(model_id, revision=revision, token=self.token,
+                         trust_remote_code=self.extract_options["trust_remote_code"])
         path = download_candidate(
             model_id,
             revision=revision,

@@ -7,25 +7,29 @@ import multiprocessing
 import pytest
 import torch
 
+from hf_logme import LogME
 from hf_logme.cache import StatisticsCache, default_cache_dir
 
 KEY = {"model": "org/m", "revision": "abc", "dataset": "f00", "layers": "last", "max_samples": None}
 
 
 def entry(value: float) -> dict:
-    return {"statistics": {"last": {"n": 3, "gram": torch.full((4, 4), value)}}, "meta": {"dim": 4}}
+    """A ranking entry whose Gram matrix is ``2 * value**2`` everywhere (two rows of ``value``)."""
+    rows = torch.full((2, 4), value, dtype=torch.float64)
+    state = LogME().update(rows, [0, 1]).statistics.state_dict()
+    return {"statistics": {"last": state}, "meta": {"num_samples": 2, "extract_s": 0.1}}
 
 
 def test_round_trip_and_keys(tmp_path):
     cache = StatisticsCache(tmp_path)
     assert cache.get(KEY) is None
     cache.put(KEY, entry(1.0))
-    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.ones(4, 4))
+    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.full((4, 4), 2.0, dtype=torch.float64))
     assert cache.get({**KEY, "revision": "abd"}) is None  # any part changes the key
     assert cache.get(dict(reversed(list(KEY.items())))) is not None  # order does not
     assert StatisticsCache(tmp_path, enabled=False).get(KEY) is None
     assert StatisticsCache(tmp_path, enabled=False).put(KEY, entry(2.0)) is None
-    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.ones(4, 4))
+    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.full((4, 4), 2.0, dtype=torch.float64))
 
 
 def test_default_folder_follows_the_environment_at_call_time(tmp_path, monkeypatch):
@@ -43,7 +47,7 @@ def test_an_unreadable_entry_is_a_miss_with_a_warning(tmp_path, caplog):
     assert cache.get(KEY) is None
     assert "Ignoring unreadable cache entry" in caplog.text
     cache.put(KEY, entry(2.0))  # and is replaced by the next write
-    assert cache.get(KEY)["statistics"]["last"]["gram"][0, 0] == 2.0
+    assert cache.get(KEY)["statistics"]["last"]["gram"][0, 0] == 8.0
 
 
 def _writer(root, value, rounds):
@@ -62,17 +66,32 @@ def test_concurrent_writers_never_leave_a_broken_entry(tmp_path):
         process.join(timeout=120)
     assert [process.exitcode for process in writers] == [0, 0, 0, 0]
     gram = StatisticsCache(tmp_path).get(KEY)["statistics"]["last"]["gram"]
-    assert gram.unique().numel() == 1 and float(gram[0, 0]) in {0.0, 1.0, 2.0, 3.0}
+    assert gram.unique().numel() == 1 and float(gram[0, 0]) in {0.0, 2.0, 8.0, 18.0}
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [OSError(28, "No space left on device"), RuntimeError("unexpected pos 576 vs 534"), ValueError()],
+)
+def test_a_failed_write_is_a_warning_and_leaves_no_temporary_file(tmp_path, monkeypatch, caplog, error):
     cache = StatisticsCache(tmp_path)
 
     def broken_save(*args, **kwargs):
-        raise OSError("disk full")
+        raise error
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        cache.put(KEY, entry(1.0))
+    assert cache.put(KEY, entry(1.0)) is None
+    assert "Could not write the statistics cache entry" in caplog.text
+    assert type(error).__name__ in caplog.text
     assert not list(tmp_path.rglob("*.tmp")) and cache.get(KEY) is None
+
+
+def test_an_interrupted_write_leaves_no_temporary_file_and_is_not_swallowed(tmp_path, monkeypatch):
+    def interrupted_save(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        StatisticsCache(tmp_path).put(KEY, entry(1.0))
+    assert not list(tmp_path.rglob("*.tmp"))

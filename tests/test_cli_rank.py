@@ -150,7 +150,7 @@ def test_rank_bad_arguments_exit_2_with_the_reason(hub, hub_env, reviews_csv):
         hub_env,
     )
     assert result.returncode == 2
-    assert "label_column='stars' is not a column" in result.stderr
+    assert "--label-column stars is not a column" in result.stderr  # the flag, not label_column=
     both = run_cli(
         ["rank", "--dataset", str(reviews_csv), "--models", "a/b", "--task", "fill-mask"], hub_env
     )

@@ -92,12 +92,17 @@ def test_pickle_weights_need_an_opt_in(tmp_path, bert, reviews):
     torch.testing.assert_close(allowed.features, reference.features)
 
 
-def test_hub_errors_propagate_unchanged(reviews):
-    from huggingface_hub.errors import HFValidationError, RevisionResolutionError
+def test_a_name_found_nowhere_says_where_it_was_looked_for(reviews):
+    from huggingface_hub.errors import RevisionResolutionError
 
-    with pytest.raises(RevisionResolutionError):  # offline and not cached
+    from hf_logme.errors import HubUnreachableError, ModelNotFoundError
+
+    # Offline and not cached: the Hub's error is the cause, the message names the local path too.
+    with pytest.raises(HubUnreachableError, match="some-org/some-model: not a local folder") as err:
         hf_logme.extract_features("some-org/some-model", reviews)
-    with pytest.raises(HFValidationError):
+    assert isinstance(err.value.__cause__, RevisionResolutionError)
+    assert isinstance(err.value, ConnectionError)
+    with pytest.raises(ModelNotFoundError, match="not/a/valid/id: no such model folder"):
         hf_logme.extract_features("not/a/valid/id", reviews)
 
 

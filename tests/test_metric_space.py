@@ -25,7 +25,7 @@ LABELS = ["cat", "cat", "dog", "dog"]
 def test_committed_space_folder_is_the_rendered_one():
     on_disk = {path.name: path.read_text(encoding="utf-8") for path in METRIC_DIR.iterdir()}
     assert on_disk == space_files(), (
-        "metric_card/logme is stale: run `hf-logme metric export metric_card/logme`"
+        "metric_card/logme is stale: run `hf-logme metric export metric_card/logme --overwrite`"
     )
 
 

@@ -16,7 +16,7 @@ import os
 import sys
 
 from . import metric, rank, score, search
-from .common import EPILOG, EXIT_NO_RESULT, EXIT_USAGE
+from .common import EPILOG, EXIT_NO_RESULT, EXIT_USAGE, to_flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except (ValueError, TypeError) as err:
-        print(f"{command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {to_flags(str(err), args.command)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:  # the Hub (huggingface_hub's HTTP errors are OSErrors), files, network
-        print(f"{command}: error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"{command}: error: {type(err).__name__}: {to_flags(str(err), args.command)}",
+              file=sys.stderr)
         return EXIT_NO_RESULT
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from .common import EPILOG, EXIT_OK
+from .common import EPILOG, EXIT_OK, EXIT_USAGE, to_flags
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -33,6 +34,8 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     export.add_argument("folder", help="destination folder, e.g. ./logme")
     export.add_argument("--name", default="logme", help="module name (default: logme)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="write into a non-empty folder, replacing files of the same names")
     export.set_defaults(run=run_export)
     push = actions.add_parser(
         "push",
@@ -59,7 +62,11 @@ def run_install(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     from ..metric_space import export_space
 
-    folder = export_space(args.folder, name=args.name)
+    try:
+        folder = export_space(args.folder, name=args.name, overwrite=args.overwrite)
+    except FileExistsError as err:  # the user's files are kept: a usage error, not a failure
+        print(f"hf-logme metric export: error: {to_flags(str(err))}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"Wrote the LogME metric's Space files to {folder}")
     return EXIT_OK
 

@@ -42,6 +42,7 @@ from ._metadata import MetadataStatistics
 from ._protocol import STATISTICS, Statistics, check_regression, load_statistics
 from ._rows import DEFAULT_MAX_ROWS, RowSample, SourcePredictions
 from ._statistics import GramStatistics
+from ._validation import check_statistics
 
 E = TypeVar("E", bound="Estimator")
 
@@ -179,6 +180,11 @@ class Estimator(ABC):
                 f"Can only merge {type(self).__name__} with {type(self).__name__}; "
                 f"got {type(other).__name__}."
             )
+        if other is self:
+            raise ValueError(
+                f"Cannot merge a {type(self).__name__} into itself (that would count every batch "
+                f"twice); merge a copy (copy.deepcopy) if that is what you mean."
+            )
         if other.get_params() != self.get_params():
             raise ValueError(
                 f"Cannot merge {type(self).__name__} with options {other.get_params()} into one "
@@ -244,6 +250,7 @@ class GramEstimator(Estimator):
         stats = self._require_samples(2)
         if not self.regression and stats.num_targets < 2:
             raise _single_class_error(stats.encoder.classes[0])
+        check_statistics(stats, type(self).__name__)
         return stats
 
 

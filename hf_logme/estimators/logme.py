@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ._statistics import GramStatistics
-from ._validation import as_feature_tensor
+from ._validation import as_feature_tensor, check_bool
 from .base import GramEstimator, register
 
 _GRID_STEP = 0.25  # spacing of the log-lambda grid; g varies on a scale of ~1 in log lambda
@@ -118,7 +118,7 @@ class LogME(GramEstimator):
 
     def __init__(self, *, regression: bool = False, intercept: bool = False) -> None:
         super().__init__(regression=regression)
-        self.intercept = bool(intercept)
+        self.intercept = check_bool("intercept", intercept)
         self._result: LogMEResult | None = None
 
     def get_params(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from .forward import FeatureRunner, is_out_of_memory, split_batch
 from .inputs import RawSource, TextSource, processor_encoder
 from .loading import Checkpoint, LoadedModel, inspect_checkpoint, load_model, modality_of
 from .options import DATA_FIELDS, ExtractionOptions, check_bool
+from .preflight import check_dataset
 from .sampling import rows_to_score
 from .targets import Targets, find_label_column
 
@@ -148,13 +149,17 @@ def prepare_dataset(dataset: Any, options: ExtractionOptions | None = None) -> P
         ValueError: an unknown split or column, no label column, labels that do not fit the task.
     """
     options = ExtractionOptions() if options is None else options
-    data = resolve_split(dataset, options.split)
-    for name, column in options.columns.items():
-        check_column(data, name, column)
-    label_column = find_label_column(data, options.label_column)
-    targets, rows = rows_to_score(
-        data, label_column, options.task, options.max_samples, options.seed
+    checked = check_dataset(
+        dataset,
+        split=options.split,
+        label_column=options.label_column,
+        task=options.task,
+        **options.columns,
+        max_samples=options.max_samples,
+        seed=options.seed,
     )
+    data, label_column = checked.data, checked.label_column
+    targets, rows = checked.targets, checked.rows
     resolved = options.replace(label_column=label_column, task=targets.task)
     return PreparedDataset(data, label_column, targets, rows, resolved)
 

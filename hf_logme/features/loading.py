@@ -20,7 +20,14 @@ from typing import Any
 
 import torch
 
-from ..errors import RemoteCodeRequiredError, UnsafeWeightsError, UnsupportedModelError
+from ..errors import (
+    HubUnreachableError,
+    ModelNotFoundError,
+    RemoteCodeRequiredError,
+    UnsafeWeightsError,
+    UnsupportedModelError,
+)
+from ..estimators._validation import check_bool
 from .options import resolve_device, resolve_dtype
 from .pooling import PoolingChoice, auto_pooling, sentence_transformers_pooling
 
@@ -143,6 +150,9 @@ def load_model(
         >>> loaded.modality, loaded.auto_pooling().name  # doctest: +SKIP
         ('text', 'mean')
     """
+    # Checked first, whatever the model: a string "false" is truthy and would run remote code.
+    trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
+    use_safetensors = check_bool("use_safetensors", use_safetensors)
     if isinstance(model, LoadedModel):
         return model
     if isinstance(model, (str, os.PathLike, Checkpoint)):
@@ -206,17 +216,13 @@ def inspect_checkpoint(
     """
     from transformers import AutoConfig, PretrainedConfig
 
+    trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
     model_id = str(model_id)
     resolved = None  # local folders have no commit
-    if not os.path.isdir(model_id):
-        import huggingface_hub
-
-        huggingface_hub.utils.validate_repo_id(model_id)
-        # Load everything by commit sha: the same files for config, processor and weights, and
-        # never "main", for which transformers may ask a Space to convert pickle weights.
-        resolved = huggingface_hub.resolve_revision(
-            model_id, revision=revision, token=token
-        ).resolved
+    if os.path.isdir(model_id):
+        _check_local_folder(model_id)
+    else:
+        resolved = _resolve_hub_revision(model_id, revision=revision, token=token)
     config_dict, _ = PretrainedConfig.get_config_dict(model_id, revision=resolved, token=token)
     _check_remote_code(model_id, config_dict, trust_remote_code)
     try:
@@ -239,6 +245,105 @@ _CLASSIFIER_CLASSES = {
     "ForImageClassification": "AutoModelForImageClassification",
     "ForAudioClassification": "AutoModelForAudioClassification",
 }
+
+
+def _check_local_folder(folder: str) -> None:
+    """A local folder must hold a transformers config (not "upgrade transformers" later)."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        files = sorted(p.name for p in Path(folder).iterdir())[:8]
+        raise UnsupportedModelError(
+            f"{folder}: this folder has no config.json, so it is not a transformers checkpoint "
+            f"(it holds {files or 'nothing'}). Pass the folder save_pretrained wrote, or the "
+            f"model as a torch module with a preprocess callable.",
+            model_id=folder,
+        )
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path, never a Hub id (``./x``, ``/x``, ``~/x``,
+    ``x/``, ``a/b/c``, ``C:\\x``)."""
+    return (
+        name.startswith((".", "/", "~"))
+        or name.endswith(("/", os.sep))
+        or name.count("/") > 1
+        or "\\" in name
+        or (os.altsep is not None and os.altsep in name)
+    )
+
+
+def _resolve_hub_revision(model_id: str, *, revision: str | None, token: str | bool | None) -> str:
+    """The commit sha of a Hub model, with "not found" errors that say a local path was tried."""
+    import huggingface_hub
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        RepositoryNotFoundError,
+        RevisionResolutionError,
+    )
+
+    where = os.path.abspath(os.path.expanduser(model_id))
+    if looks_like_path(model_id):
+        what = "is a file, not a folder" if os.path.exists(where) else "does not exist"
+        raise ModelNotFoundError(
+            f"{model_id}: no such model folder ({where} {what}).", model_id=model_id
+        )
+    try:
+        huggingface_hub.utils.validate_repo_id(model_id)
+        # Load everything by commit sha: the same files for config, processor and weights, and
+        # never "main", for which transformers may ask a Space to convert pickle weights.
+        return huggingface_hub.resolve_revision(model_id, revision=revision, token=token).resolved
+    except HFValidationError as err:
+        raise ModelNotFoundError(
+            f"{model_id}: no such model folder ({where} does not exist), and not a valid Hub id.",
+            model_id=model_id,
+        ) from err
+    except GatedRepoError:
+        raise
+    except RepositoryNotFoundError as err:
+        raise ModelNotFoundError(
+            f"{model_id}: not found, neither as a local folder ({where}) nor on the Hub (a "
+            f"private repo needs token=).",
+            model_id=model_id,
+        ) from err
+    except RevisionResolutionError as err:
+        raise HubUnreachableError(
+            f"{model_id}: not a local folder ({where} does not exist), and the Hub could not be "
+            f"reached to look it up. Check the path, or the connection and HF_HUB_OFFLINE.",
+            model_id=model_id,
+        ) from err
+
+
+def check_hub_config(
+    model_id: str,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
+    """Refuse a Hub checkpoint from its ``config.json`` alone, before any weights are fetched.
+
+    Downloads only ``config.json`` (into the Hub cache, where the later load finds it) and
+    applies the same remote-code and known-architecture checks as :func:`inspect_checkpoint`.
+    Call it before downloading a snapshot: a repo whose architecture is its own code costs one
+    small file, not its weights.
+
+    Returns:
+        The config as a dict.
+
+    Raises:
+        TypeError: ``trust_remote_code`` is not a bool.
+        RemoteCodeRequiredError: the architecture is code in the repo and ``trust_remote_code``
+            is False.
+        UnsupportedModelError: an architecture this transformers does not know, without code.
+    """
+    from huggingface_hub import hf_hub_download
+
+    trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
+    path = hf_hub_download(model_id, "config.json", revision=revision, token=token)
+    config_dict = json.loads(Path(path).read_text())
+    _check_remote_code(model_id, config_dict, trust_remote_code)
+    return config_dict
+
 
 
 def classifier_class(config: Any) -> str | None:
