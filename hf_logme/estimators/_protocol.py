@@ -96,7 +96,7 @@ class Statistics(ABC):
 
 
 def check_regression(regression: Any) -> bool:
-    return check_bool(regression, "regression")
+    return check_bool("regression", regression)
 
 
 def validated_batch(

@@ -259,13 +259,6 @@ def _check_length(n_labels: int, n_rows: int, name: str) -> None:
 # Option checks shared by the estimators and their statistics (added with the estimator suite).
 
 
-def check_bool(value: Any, name: str) -> bool:
-    """``value`` if it is a bool; a string or a number is a TypeError, never a truthy value."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool (True or False); got {value!r}.")
-    return bool(value)
-
-
 def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
     """``value`` if it is an int >= ``minimum`` (bools are rejected)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
