@@ -264,3 +264,31 @@ def test_registered_estimators_of_every_kind_from_one_pass(reviews, models, forw
         "leep",
         "nce",
     }
+
+
+def test_an_entry_written_before_kinds_existed_is_still_used(
+    reviews, models, tmp_path, forward_calls
+):
+    first = rank_models([models["plain"]], reviews, cache_dir=tmp_path, progress=False)
+    (path,) = (tmp_path / "statistics").glob("*.pt")
+    stored = torch.load(path, weights_only=True)
+    value = stored["value"]  # rewrite it as the old layout: {layer: Gram state}, meta
+    old = {
+        "statistics": {layer: held["gram"] for layer, held in value["statistics"].items()},
+        "meta": {k: v for k, v in value["meta"].items() if k != "dim"},
+    }
+    torch.save({**stored, "value": old}, path)
+    forward_calls.clear()
+    again = rank_models([models["plain"]], reviews, cache_dir=tmp_path, progress=False)
+    assert again.rows[0].cached and forward_calls == []
+    assert (
+        again.rows[0].score == first.rows[0].score and again.rows[0].dim == first.rows[0].dim == 16
+    )
+    extended = rank_models(
+        [models["plain"]],
+        reviews,
+        cache_dir=tmp_path,
+        progress=False,
+        methods=["logme", _RowsHeld.name],
+    )
+    assert not extended.rows[0].cached and extended.rows[0].scores["logme"] == first.rows[0].score
