@@ -34,6 +34,7 @@ import torch
 
 import hf_logme
 from hf_logme.cache import default_cache_dir
+from hf_logme.confidence import MAX_GROUPS, group_of_rows, jackknife, tied_with_leader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from offline_checkpoints import minilm_path, random_init_copy
@@ -194,16 +195,53 @@ def ranking_study(features, labels, sizes, seeds, priors) -> None:
     print(f"all rows: |prior - exact| <= {np.max(np.abs(ref - exact)):.2e}")
 
 
+def coverage_study(features, labels, sizes, repeats, nu, groups=MAX_GROUPS) -> None:
+    """How often the jackknife's 90% interval at n rows covers the all-rows score."""
+    names = [c for c in sorted(features) if c.endswith(("/mean", "/L6"))]
+    print(f"\nCoverage of the 90% jackknife interval (G = {groups}, prior nu={nu:g}) of the "
+          f"all-{len(labels)}-rows score, {len(names)} candidates x {repeats} subsamples per n:")
+    print(f"{'n':>6}{'covered':>12}{'bias-corrected':>18}{'median se':>12}{'top-2 tied':>12}")
+    rng = np.random.default_rng(1)
+    make = lambda: hf_logme.LogME(intercept=True, prior=nu)
+    truth = {c: hf_logme.logme(features[c], labels, intercept=True, prior=nu) for c in names}
+    for n in sizes:
+        covered = corrected = tied = 0
+        ses = []
+        for _ in range(repeats):
+            rows = rng.choice(len(labels), n, replace=False)
+            group = group_of_rows(0, n, groups)
+            estimates = []
+            for c in names:
+                f, y = features[c][rows], labels[rows]
+                parts = [make().update(f[group == g], y[group == g]) for g in range(groups)]
+                e = jackknife(parts, make)
+                estimates.append(e)
+                covered += e.low <= truth[c] <= e.high
+                shift = e.bias_corrected - e.score
+                corrected += e.low + shift <= truth[c] <= e.high + shift
+                ses.append(e.se)
+            order = np.argsort([-e.score for e in estimates])
+            tied += tied_with_leader([estimates[i] for i in order[:2]])[0][1]
+        total = len(names) * repeats
+        print(f"{n:>6}{covered / total:>12.2f}{corrected / total:>18.2f}{np.median(ses):>12.4f}"
+              f"{f'{tied}/{repeats}':>12}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--priors", type=float, nargs="+", default=[2.0, 0.5, 8.0])
+    parser.add_argument("--coverage-repeats", type=int, default=8)
+    parser.add_argument("--only", choices=["ranking", "coverage"], default=None)
     parser.add_argument("--cache", type=Path, default=default_cache_dir() / "studies" / "small-samples")
     args = parser.parse_args()
     features, labels = extract_all(args.cache)
     print(f"{len(features)} candidates, {len(labels)} rows", flush=True)
-    ranking_study(features, labels, args.sizes, args.seeds, tuple(args.priors))
+    if args.only != "coverage":
+        ranking_study(features, labels, args.sizes, args.seeds, tuple(args.priors))
+    if args.only != "ranking":
+        coverage_study(features, labels, args.sizes, args.coverage_repeats, args.priors[0])
 
 
 if __name__ == "__main__":
