@@ -66,9 +66,8 @@ def test_rank_prints_writes_and_explains_skips(hub, hub_env, reviews_csv, tmp_pa
     assert "skipped: GatedRepoError" in result.stdout and "use_safetensors=False" in result.stdout
     data = json.loads(out.read_text())
     assert [row["status"] for row in data["rows"]] == ["ok", "ok", "skipped", "skipped"]
-    assert data["dataset"]["label_column"] == "score" and data["methods"] == {
-        "logme": {"intercept": True}
-    }
+    assert data["dataset"]["label_column"] == "score"
+    assert data["methods"] == {"logme": {"intercept": True, "prior": None}}
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 

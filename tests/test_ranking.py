@@ -75,9 +75,8 @@ def test_cache_is_reused_across_scoring_options_and_bypassed_on_request(
     paper = rank_models(
         models, reviews, cache_dir=tmp_path, progress=False, methods={"logme": {"intercept": False}}
     )
-    assert paper.methods == {"logme": {"intercept": False}} and first.methods == {
-        "logme": {"intercept": True}
-    }
+    assert paper.methods == {"logme": {"intercept": False, "prior": None}}
+    assert first.methods == {"logme": {"intercept": True, "prior": None}}
     assert all(row.cached for row in paper.rows)
     for row in paper.rows:
         assert row.score == pytest.approx(one_shot(row.model, reviews, intercept=False), rel=1e-9)

@@ -27,14 +27,26 @@ How it is computed here, exactly and from streaming statistics only:
 
 The profile depends on the features only through the eigenvalues, so the score is invariant to
 feature scale, rotations and appended zero columns, and no iteration cap or epsilon can change it.
+
+Small samples (``prior=nu``). For n <= D the supremum is the noise-free limit, and with a
+rank-deficient F (duplicate rows) it is ``+inf``. A weak conjugate prior on the noise precision,
+``beta ~ Gamma(nu / 2, nu s^2 / 2)`` with ``s^2 = y^T y / n`` (the no-signal noise level, so scale
+invariance is kept), is worth ``nu`` pseudo-observations that the features cannot explain: the
+maximum a posteriori (alpha, beta) maximises the same profile with ``n -> n + nu`` and
+``R -> R + nu s^2``, which has ``R > 0`` and so always an interior maximum or the no-signal limit.
+The score is the log evidence at that (alpha, beta), divided by n: finite, never above the exact
+LogME, continuous in the data (no jump at n = D), and within O(1 / n^2) of the exact value as n
+grows. No prior is put on alpha, so the no-signal limit (alpha -> inf) stays exact and detectable
+(``LogMEResult.no_signal``).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
-from typing import Any, Hashable
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +61,9 @@ _NEWTON_TOL = 1e-12  # relative step size in log lambda at which Newton has conv
 # Bisection alone shrinks the bracket below the tolerance in ~40 steps, so the cap is never reached.
 _MAX_NEWTON = 100
 _EPS = torch.finfo(torch.float64).eps
+# The prior rankings use: pseudo-observations of the noise precision's Gamma prior, chosen on
+# real features by benchmarks/study_small_samples.py (README, "Small samples").
+RANKING_PRIOR = 2.0
 
 
 @dataclass
@@ -68,6 +83,10 @@ class LogMEResult:
         bias: (n_targets,) the intercept (posterior mean; zeros when ``intercept=False``).
         num_samples: number of samples seen.
         rank: numerical rank of the (centred, with ``intercept=True``) feature matrix.
+        no_signal_targets: (n_targets,) bool, True where the maximum is the no-signal limit
+            (alpha = inf: the features are ignored and the score is the same for any features).
+        no_signal: every target is at that limit: the score says nothing about the features
+            (common with a few dozen rows); a ranking should report it rather than a tie.
     """
 
     score: float
@@ -79,6 +98,8 @@ class LogMEResult:
     bias: torch.Tensor
     num_samples: int
     rank: int
+    no_signal_targets: torch.Tensor
+    no_signal: bool
 
 
 @register
@@ -94,6 +115,13 @@ class LogME(GramEstimator):
             centred and the evidence has n - 1 degrees of freedom. Use it when features share a
             large common offset (common for mean-pooled transformer states), which otherwise
             counts against a model.
+        prior: None (default) is the exact maximum evidence of the paper; for n <= D it is the
+            noise-free supremum, ``+inf`` when rows repeat. A positive float ``nu`` maximises
+            the posterior of (alpha, beta) under a weak Gamma prior on the noise precision worth
+            ``nu`` pseudo-observations at the no-signal noise level, and scores the evidence
+            there: finite for every n and every feature matrix, continuous across n = D, and
+            converging to the exact value as n grows. Rankings use ``RANKING_PRIOR`` (see the
+            module docstring and the README's "Small samples").
 
     Memory is O(D^2 + D K) whatever the number of samples. Results do not depend on batch sizes,
     batch order or device beyond float64 round-off.
@@ -116,13 +144,16 @@ class LogME(GramEstimator):
     name = "logme"
     supports_regression = True
 
-    def __init__(self, *, regression: bool = False, intercept: bool = False) -> None:
+    def __init__(
+        self, *, regression: bool = False, intercept: bool = False, prior: float | None = None
+    ) -> None:
         super().__init__(regression=regression)
         self.intercept = check_bool("intercept", intercept)
+        self.prior = _check_prior(prior)
         self._result: LogMEResult | None = None
 
     def get_params(self) -> dict[str, Any]:
-        return {"regression": self.regression, "intercept": self.intercept}
+        return {"regression": self.regression, "intercept": self.intercept, "prior": self.prior}
 
     def _changed(self) -> None:
         self._result = None
@@ -135,7 +166,7 @@ class LogME(GramEstimator):
     def result(self) -> LogMEResult:
         """The full :class:`LogMEResult`; computed on first access after a change."""
         if self._result is None:
-            self._result = _solve(self._require_data(), self.intercept)
+            self._result = _solve(self._require_data(), self.intercept, self.prior)
         return self._result
 
     def predict(self, features: Any) -> torch.Tensor | np.ndarray:
@@ -160,7 +191,14 @@ class LogME(GramEstimator):
         return labels[outputs.argmax(dim=1).cpu().numpy()]
 
 
-def logme(features: Any, labels: Any, *, regression: bool = False, intercept: bool = False) -> float:
+def logme(
+    features: Any,
+    labels: Any,
+    *,
+    regression: bool = False,
+    intercept: bool = False,
+    prior: float | None = None,
+) -> float:
     """LogME of features for labels, in one call: ``LogME(...).update(features, labels).compute()``.
 
     Args:
@@ -169,6 +207,8 @@ def logme(features: Any, labels: Any, *, regression: bool = False, intercept: bo
             targets (n_samples,) or (n_samples, n_targets) (a 0/1 matrix for multi-label).
         regression: score continuous targets instead of classes.
         intercept: integrate out a per-target intercept (see :class:`LogME`).
+        prior: None for the exact maximum evidence; a positive float for the small-sample
+            score under a weak prior on the noise precision (see :class:`LogME`).
 
     Returns:
         The LogME score; higher predicts better transfer. Compare it only across models scored on
@@ -181,7 +221,8 @@ def logme(features: Any, labels: Any, *, regression: bool = False, intercept: bo
         >>> round(logme(X.astype("float32"), y), 8)
         -0.16006026
     """
-    return LogME(regression=regression, intercept=intercept).update(features, labels).compute()
+    estimator = LogME(regression=regression, intercept=intercept, prior=prior)
+    return estimator.update(features, labels).compute()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +233,7 @@ def logme(features: Any, labels: Any, *, regression: bool = False, intercept: bo
 class _Spectrum:
     """The data reduced to what the evidence depends on (see the module docstring)."""
 
-    n: int  # degrees of freedom: samples, minus one with an intercept
+    n: float  # degrees of freedom: samples, minus one with an intercept (+ nu with a prior)
     sigma: torch.Tensor  # (r,) nonzero eigenvalues of the Gram matrix, ascending
     vecs: torch.Tensor  # (D, r) their eigenvectors
     proj: torch.Tensor  # (K, r) V^T F^T y per target
@@ -202,7 +243,7 @@ class _Spectrum:
     log_sigma: torch.Tensor  # (r,) log of sigma, used by every evaluation of the profile
 
 
-def _solve(stats: GramStatistics, intercept: bool) -> LogMEResult:
+def _solve(stats: GramStatistics, intercept: bool, prior: float | None) -> LogMEResult:
     if intercept:
         gram, cross, target_sq = stats.centred()
         n = stats.n - 1
@@ -212,19 +253,11 @@ def _solve(stats: GramStatistics, intercept: bool) -> LogMEResult:
     # Round-off in the Gram matrix is relative to its uncentred magnitude.
     scale = float(stats.gram.diagonal().max())
     _check_targets(stats, target_sq, intercept)
-    spectrum = _spectrum(gram, cross, target_sq, n, scale)
-    u_best, g_best = _maximize_profile(spectrum)
-
-    const = 0.5 * (math.log(n) - 1.0 - math.log(2.0 * math.pi))
-    scores = g_best / n + const
-    # lambda = beta / alpha = exp(u); beta = n / Q at the optimum, alpha = beta / lambda.
-    q_best = _q_at(spectrum, u_best)
-    beta = n / q_best
-    alpha = n / (torch.exp(u_best) * q_best)
-    noise_free = torch.isposinf(u_best)
-    alpha = torch.where(noise_free, n / (spectrum.energy / spectrum.sigma).sum(1), alpha)
-    beta = torch.where(noise_free, torch.full_like(beta, math.inf), beta)
-    alpha = torch.where(torch.isneginf(u_best), torch.full_like(alpha, math.inf), alpha)
+    spectrum = _spectrum(gram, cross, target_sq, n, scale, warn=prior is None)
+    if prior is None:
+        u_best, alpha, beta, scores = _exact_maximum(spectrum)
+    else:
+        u_best, alpha, beta, scores = _posterior_mode(spectrum, target_sq, prior)
     # Posterior mean weights: V diag(1 / (sigma + 1/lambda)) V^T F^T y.
     coef = 1.0 / (spectrum.sigma[None, :] + torch.exp(-u_best)[:, None])  # (K, r)
     weights = spectrum.vecs @ (coef * spectrum.proj).T  # (D, K)
@@ -249,7 +282,70 @@ def _solve(stats: GramStatistics, intercept: bool) -> LogMEResult:
         bias=bias[idx],
         num_samples=stats.n,
         rank=int(spectrum.sigma.shape[0]),
+        no_signal_targets=torch.isneginf(u_best)[idx],
+        no_signal=bool(torch.isneginf(u_best).all()),
     )
+
+
+def _exact_maximum(spec: _Spectrum) -> tuple[torch.Tensor, ...]:
+    """(u, alpha, beta, score) per target at the supremum of the evidence (the paper's LogME)."""
+    n = spec.n
+    u_best, g_best = _maximize_profile(spec)
+    scores = g_best / n + 0.5 * (math.log(n) - 1.0 - math.log(2.0 * math.pi))
+    # lambda = beta / alpha = exp(u); beta = n / Q at the optimum, alpha = beta / lambda.
+    q_best = _q_at(spec, u_best)
+    beta = n / q_best
+    alpha = n / (torch.exp(u_best) * q_best)
+    noise_free = torch.isposinf(u_best)
+    alpha = torch.where(noise_free, n / (spec.energy / spec.sigma).sum(1), alpha)
+    beta = torch.where(noise_free, torch.full_like(beta, math.inf), beta)
+    alpha = torch.where(torch.isneginf(u_best), torch.full_like(alpha, math.inf), alpha)
+    return u_best, alpha, beta, scores
+
+
+def _posterior_mode(
+    spec: _Spectrum, target_sq: torch.Tensor, prior: float
+) -> tuple[torch.Tensor, ...]:
+    """(u, alpha, beta, score) per target at the posterior mode under the noise prior.
+
+    With ``beta ~ Gamma(nu / 2, nu s^2 / 2)``, ``s^2 = y^T y / n``, the log posterior of
+    (log alpha, log beta) is the log evidence plus ``nu / 2 log beta - nu s^2 beta / 2``: the
+    evidence of n + nu samples with nu s^2 more residual. Its profile is maximised by the same
+    solver; the score is the evidence of the actual data at that mode, per sample.
+    """
+    pseudo = prior * target_sq / spec.n  # nu s^2
+    tilted = replace(spec, n=spec.n + prior, resid=spec.resid + pseudo, full_rank=False)
+    u_best, _ = _maximize_profile(tilted)
+    q_best = _q_at(spec, u_best)
+    beta = (spec.n + prior) / (q_best + pseudo)
+    alpha = beta / torch.exp(u_best)  # inf at the no-signal limit u = -inf
+    return u_best, alpha, beta, _log_evidence(spec, u_best, beta, q_best) / spec.n
+
+
+def _log_evidence(
+    spec: _Spectrum, u: torch.Tensor, beta: torch.Tensor, q: torch.Tensor
+) -> torch.Tensor:
+    """log p(y | F, alpha = beta / exp(u), beta) per target, from the spectrum (Q = Q(exp(u)))."""
+    t = spec.log_sigma[None, :] + u[:, None]
+    log_det = torch.nn.functional.softplus(t).sum(1)  # sum log(1 + sigma lambda); 0 at u = -inf
+    return 0.5 * (spec.n * (beta.log() - math.log(2.0 * math.pi)) - log_det - beta * q)
+
+
+def _check_prior(prior: Any) -> float | None:
+    """``prior`` is None or a positive, finite number of pseudo-observations."""
+    if prior is None:
+        return None
+    if isinstance(prior, bool) or not isinstance(prior, (int, float)):
+        raise TypeError(
+            f"prior must be None (exact maximum evidence) or a positive number of "
+            f"pseudo-observations such as {RANKING_PRIOR}; got {type(prior).__name__} {prior!r}."
+        )
+    if not (math.isfinite(prior) and prior > 0):
+        raise ValueError(
+            f"prior must be a positive, finite number of pseudo-observations such as "
+            f"{RANKING_PRIOR}, or None for the exact maximum evidence; got {prior!r}."
+        )
+    return float(prior)
 
 
 def _check_targets(stats: GramStatistics, target_sq: torch.Tensor, intercept: bool) -> None:
@@ -266,7 +362,13 @@ def _check_targets(stats: GramStatistics, target_sq: torch.Tensor, intercept: bo
 
 
 def _spectrum(
-    gram: torch.Tensor, cross: torch.Tensor, target_sq: torch.Tensor, n: int, scale: float
+    gram: torch.Tensor,
+    cross: torch.Tensor,
+    target_sq: torch.Tensor,
+    n: int,
+    scale: float,
+    *,
+    warn: bool,
 ) -> _Spectrum:
     sigma, vecs = _eigh(gram)
     dim = gram.shape[0]
@@ -280,10 +382,11 @@ def _spectrum(
     else:
         resid = torch.clamp(target_sq - energy.sum(1), min=0.0)
         interpolated = resid <= max(n, dim) * _EPS * target_sq
-        if bool(interpolated.any()):
+        if warn and bool(interpolated.any()):
             warnings.warn(
                 f"{int(interpolated.sum())} target(s) are exact linear functions of the features "
-                f"(residual at float64 round-off): their evidence is unbounded and LogME is +inf.",
+                f"(residual at float64 round-off): their evidence is unbounded and LogME is +inf. "
+                f"LogME(prior={RANKING_PRIOR}) gives a finite score.",
                 RuntimeWarning,
                 stacklevel=5,
             )
@@ -367,7 +470,7 @@ def _maximize_profile(spec: _Spectrum) -> tuple[torch.Tensor, torch.Tensor]:
         turn = (q_inf[positive] / spec.resid[positive]).log() + math.log(spec.n)
         u_high = max(u_high, float(turn.max()))
     u_high += _GRID_MARGIN
-    points = int(math.ceil((u_high - u_low) / _GRID_STEP)) + 1
+    points = math.ceil((u_high - u_low) / _GRID_STEP) + 1
     grid = torch.linspace(u_low, u_high, points, dtype=torch.float64, device=like.device)
     values = _profile_grid(spec, grid)  # (G, K)
     best = values.argmax(dim=0)
