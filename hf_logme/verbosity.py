@@ -14,6 +14,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
@@ -46,37 +47,40 @@ def quiet_libraries(enabled: bool | None = None) -> Iterator[None]:
         yield
         return
     with contextlib.ExitStack() as restore:
-        _quiet_huggingface_hub(restore)
-        _quiet_transformers(restore)
+        _quiet_hub_and_transformers(restore)
         _quiet_datasets(restore)
         yield
 
 
-def _quiet_huggingface_hub(restore: contextlib.ExitStack) -> None:
+def _quiet_hub_and_transformers(restore: contextlib.ExitStack) -> None:
     from huggingface_hub.utils import logging as hub_logging
-
-    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module, not the class
-
-    _set_verbosity(restore, hub_logging.get_verbosity, hub_logging.set_verbosity)
-    # HF_HUB_DISABLE_PROGRESS_BARS=0 is the user saying "always show"; respect it.
-    if hub_tqdm.HF_HUB_DISABLE_PROGRESS_BARS is None:
-        states = dict(hub_tqdm.progress_bar_states)
-        hub_tqdm.disable_progress_bars("huggingface_hub")
-
-        def reset() -> None:
-            hub_tqdm.progress_bar_states.clear()
-            hub_tqdm.progress_bar_states.update(states)
-
-        restore.callback(reset)
-
-
-def _quiet_transformers(restore: contextlib.ExitStack) -> None:
     from transformers.utils import logging as tf_logging
 
+    hub_tqdm = importlib.import_module("huggingface_hub.utils.tqdm")  # the module, not the class
+    states = dict(hub_tqdm.progress_bar_states)
+
+    def reset_hub_bars() -> None:
+        hub_tqdm.progress_bar_states.clear()
+        hub_tqdm.progress_bar_states.update(states)
+
+    restore.callback(reset_hub_bars)  # last: transformers' enable_progress_bar enables all hub bars
+    _set_verbosity(restore, hub_logging.get_verbosity, hub_logging.set_verbosity)
     _set_verbosity(restore, tf_logging.get_verbosity, tf_logging.set_verbosity)
     if tf_logging.is_progress_bar_enabled():
-        tf_logging.disable_progress_bar()
-        restore.callback(tf_logging.enable_progress_bar)
+        _without_warnings(tf_logging.disable_progress_bar)  # also turns all hub bars off...
+        restore.callback(_without_warnings, tf_logging.enable_progress_bar)
+    reset_hub_bars()  # ...so only the hub's own are, hf-logme's stay as they were
+    # HF_HUB_DISABLE_PROGRESS_BARS=0 is the user saying "always show"; respect it.
+    if hub_tqdm.HF_HUB_DISABLE_PROGRESS_BARS is None:
+        hub_tqdm.disable_progress_bars("huggingface_hub")
+
+
+def _without_warnings(switch) -> None:
+    """Call transformers' bar switch, which also calls huggingface_hub's: that one warns when
+    HF_HUB_DISABLE_PROGRESS_BARS is set (the hub's state is put back right after anyway)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        switch()
 
 
 def _quiet_datasets(restore: contextlib.ExitStack) -> None:
