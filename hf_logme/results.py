@@ -269,7 +269,8 @@ class Ranking:
         extraction += [f"{self.options['pooling']} pooling"] if self.options.get("pooling") else []
         return text + (f"; {', '.join(extraction)}" if extraction else "")
 
-    def _table(self) -> tuple[list[str], list[list[str]]]:
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """The header and the rows as display strings, as every text format shows them."""
         methods, labels = list(self.methods), self.method_labels
         scored = self.scored
         show = {
@@ -308,7 +309,7 @@ class Ranking:
     def to_markdown(self) -> str:
         """A Markdown summary to paste into a model card: what was ranked (method and variant,
         dataset, rows) above a table of scored rows best first, then skipped rows with reasons."""
-        header, body = self._table()
+        header, body = self.table()
         for cells in body:
             if is_hub_id(cells[1]):
                 cells[1] = f"[{cells[1]}](https://huggingface.co/{cells[1]})"
@@ -323,7 +324,7 @@ class Ranking:
 
     def _repr_html_(self) -> str:
         """The table in a notebook, the caption above it; skipped rows greyed."""
-        header, body = self._table()
+        header, body = self.table()
         out = [
             '<table class="hf-logme-ranking">',
             f"<caption>{html.escape(self.caption())}</caption>",
@@ -343,7 +344,7 @@ class Ranking:
         return "\n".join(out)
 
     def __str__(self) -> str:
-        header, body = self._table()
+        header, body = self.table()
         widths = [
             max(len(h), *(len(r[i]) for r in body)) if body else len(h)
             for i, h in enumerate(header)

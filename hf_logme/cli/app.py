@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from .common import EPILOG, EXIT_OK, positive_int
+from .common import EPILOG, EXIT_OK, EXIT_USAGE, positive_int
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -40,6 +41,14 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..app import build_app
 
-    demo = build_app(max_candidates=args.max_candidates)
-    demo.queue().launch(server_name=args.host, server_port=args.port, share=args.share)
+    try:
+        demo = build_app(max_candidates=args.max_candidates)
+    except ImportError as err:
+        if err.name != "gradio":
+            raise
+        print(f"hf-logme app: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    demo.queue().launch(
+        server_name=args.host, server_port=args.port, share=args.share, ssr_mode=False
+    )
     return EXIT_OK
