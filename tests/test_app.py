@@ -54,6 +54,7 @@ def served(tmp_path_factory):
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HOME": str(root / "hf_home"),
     }
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)  # the bars are what the page's progress follows
     log = (root / "app.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "hf_logme.cli", "app", "--host", "127.0.0.1", "--port", str(port)],
@@ -129,6 +130,31 @@ def test_rank_through_the_gradio_client(served):
     assert INTERCEPT in summary and f"`{order[0]}`" in summary
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image/")
     assert layer_plot is None  # layers="last": no per-layer scores
+
+
+def test_progress_is_live(served):
+    from gradio_client import Client
+
+    client = Client(served["url"], verbose=False)
+    job = client.submit(
+        str(served["data"]),
+        None,
+        "",
+        "train",
+        "",
+        "score",
+        "\n".join(served["models"]),
+        20,
+        "last",
+        False,
+        api_name="/rank",  # 20 samples: statistics no other test cached
+    )
+    seen = set()
+    while not job.done():
+        seen |= {(p.desc, p.length) for p in job.status().progress_data or []}
+        time.sleep(0.02)
+    job.result()
+    assert ("candidates", 2) in seen, seen  # rank_models' bar over the candidates, on the page
 
 
 def test_errors_reach_the_user(served):
