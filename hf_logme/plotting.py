@@ -6,6 +6,7 @@ backend and pyplot's list of open figures are left alone, and a figure nobody ke
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,17 @@ def _figure(ax: Axes | None, height: float) -> tuple[Figure, Axes]:
         raise ImportError("Ranking plots need matplotlib: pip install 'hf-logme[plot]'") from err
     if ax is not None:
         return ax.figure, ax
-    figure = Figure(figsize=(8, height), layout="constrained")
+
+    class RankingFigure(Figure):
+        """A Figure that Jupyter shows as PNG by itself: without pyplot, IPython has no
+        formatter for figures until ``%matplotlib inline`` or a pyplot import registers one."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+            return buffer.getvalue()
+
+    figure = RankingFigure(figsize=(8, height), layout="constrained")
     return figure, figure.add_subplot()
 
 

@@ -338,6 +338,7 @@ def test_plot_draws_points_with_interval_bars(other_backend, tmp_path):
         "tied with the best",
         "others",
     ]
+    assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # Jupyter shows it without pyplot
 
 
 def test_plot_on_given_axes_lists_non_finite_rows(other_backend):
