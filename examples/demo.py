@@ -65,7 +65,8 @@ def main() -> None:
           f"(great vs other), best first:\n")
     print(ranking)
     print(f"\nwrote {ranking.save(args.output_dir / 'ranking.json')}")
-    print(f"wrote {ranking.plot(args.output_dir / 'ranking.png', title='LogME on food reviews')}")
+    ranking.plot(args.output_dir / "ranking.png", title="LogME on food reviews")
+    print(f"wrote {args.output_dir / 'ranking.png'}")
     print(f"best: {ranking.best}  ({time.perf_counter() - start:.0f} s in all)")
 
 

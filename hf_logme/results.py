@@ -1,15 +1,31 @@
-"""The result of a ranking run: one row per candidate, sorted best first, and its output formats."""
+"""The result of a ranking run: one row per candidate, sorted best first, and its output formats.
+
+Every format names the method and its variant (``LogME (with intercept)``), so two numbers from
+two variants are never mistaken for one another. JSON is strict: numbers are numbers and an
+undefined one is ``null`` (files written before, with ``"inf"`` strings, still load).
+"""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 Status = Literal["ok", "skipped"]
+
+DISPLAY_NAMES = {"logme": "LogME", "hscore": "H-score", "shrinkage_hscore": "shrinkage H-score"}
+_LAYERS = {"last": "last layer", "best": "best layer of each", "mean": "mean of all layers"}
+_INTEGERS = ("best_layer", "dim", "num_samples", "num_parameters", "num_duplicates")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass
@@ -30,8 +46,13 @@ class RankingRow:
         num_parameters: model size when known.
         reason: why the candidate was skipped.
         cached: the features' statistics came from the cache.
-        method_errors: why a method could not score this candidate, by method name (e.g. LEEP
-            on a checkpoint without a classification head); the other methods' scores stay.
+        score_se: standard error of ``score``, when estimated.
+        interval: an interval for ``score`` at the ranking's ``interval_level`` (90% by default).
+        p_best: estimated probability that this candidate is the best one.
+        tied: its interval overlaps the leader's, so the data cannot separate the two.
+        note: a remark on how the score came about, e.g. "dropped after 512 rows".
+        method_errors: methods that could not score this candidate, with the reason.
+        num_duplicates: duplicate feature rows seen (they bound what the data can tell apart).
     """
 
     model: str
@@ -48,29 +69,50 @@ class RankingRow:
     num_parameters: int | None = None
     reason: str | None = None
     cached: bool = False
+    score_se: float | None = None
+    interval: tuple[float, float] | None = None
+    p_best: float | None = None
+    tied: bool = False
+    note: str | None = None
     method_errors: dict[str, str] = field(default_factory=dict)
+    num_duplicates: int | None = None
+
+    @property
+    def finite(self) -> bool:
+        """Scored, with a finite primary score (what a plot can place)."""
+        return self.status == "ok" and self.score is not None and math.isfinite(self.score)
 
     def to_dict(self) -> dict[str, Any]:
-        row = asdict(self)
-        row["score"] = _json_float(self.score)
-        row["scores"] = {k: _json_float(v) for k, v in self.scores.items()}
-        if self.layer_scores is not None:
-            row["layer_scores"] = {str(k): _json_float(v) for k, v in self.layer_scores.items()}
-        return row
+        """Plain JSON types: non-finite numbers become None, tuples lists, layer keys strings."""
+        return _jsonable(asdict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RankingRow:
-        data = dict(data)
-        data["score"] = _from_json_float(data.get("score"))
-        data["scores"] = {k: _from_json_float(v) for k, v in data.get("scores", {}).items()}
+        """Read ``to_dict`` output (also older files: ``"inf"`` strings, missing fields)."""
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}  # keys of newer versions are ignored
+        for name in ("score", "score_se", "p_best"):
+            data[name] = _from_json_float(data.get(name))
+        data["scores"] = {k: _from_json_float(v) for k, v in (data.get("scores") or {}).items()}
         if data.get("layer_scores") is not None:
-            data["layer_scores"] = {int(k): _from_json_float(v) for k, v in data["layer_scores"].items()}
+            data["layer_scores"] = {
+                int(k): _from_json_float(v) for k, v in data["layer_scores"].items()
+            }
+        if data.get("interval") is not None:
+            low, high = (_from_json_float(v) for v in data["interval"])
+            data["interval"] = (low, high)
         return cls(**data)
 
 
-def _json_float(value: float | None) -> float | str | None:
-    """JSON has no infinities: keep them readable as strings ("inf", "-inf", "nan")."""
-    if value is None or math.isfinite(value):
+def _jsonable(value: Any) -> Any:
+    """``value`` in strict JSON types: a non-finite float is None (JSON has no infinities)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
         return value
     return str(value)
 
@@ -86,6 +128,36 @@ def _sort_key(row: RankingRow) -> tuple[int, float]:
     return (0, -score if not math.isnan(score) else math.inf)
 
 
+def method_label(name: str, options: dict[str, Any] | None = None) -> str:
+    """A method and its variant as a reader sees it, e.g. ``LogME (with intercept)``.
+
+    >>> method_label("logme", {"intercept": False})
+    'LogME (no intercept)'
+    >>> method_label("knn", {"k": 5})
+    'knn (k=5)'
+    """
+    parts = []
+    for key, value in (options or {}).items():
+        if key == "intercept":
+            parts.append("with intercept" if value else "no intercept")
+        elif isinstance(value, bool):
+            parts.append(key if value else f"no {key}")
+        else:
+            parts.append(f"{key}={value}")
+    label = DISPLAY_NAMES.get(name, name)
+    return f"{label} ({', '.join(parts)})" if parts else label
+
+
+def short_name(model: str) -> str:
+    """The repo name of a Hub id, or the folder name of a local path (for plots and legends)."""
+    return model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or model
+
+
+def is_hub_id(model: str) -> bool:
+    """``org/name`` (or ``name``) that is not a folder here: a Hub id."""
+    return bool(_HUB_ID.match(model)) and not Path(model).expanduser().exists()
+
+
 @dataclass
 class Ranking:
     """Candidates sorted by score, best first; skipped candidates last, with their reasons.
@@ -96,12 +168,14 @@ class Ranking:
             the first is the primary method that orders the rows.
         dataset: what was scored (fingerprint, split, columns, task, number of samples).
         options: the extraction options of the run.
+        interval_level: the coverage of the rows' ``interval`` (0.9: 90%).
     """
 
     rows: list[RankingRow]
     methods: dict[str, dict[str, Any]]
     dataset: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    interval_level: float = 0.9
 
     def __post_init__(self) -> None:
         self.rows = sorted(self.rows, key=_sort_key)
@@ -109,6 +183,11 @@ class Ranking:
     @property
     def primary(self) -> str:
         return next(iter(self.methods))
+
+    @property
+    def method_labels(self) -> dict[str, str]:
+        """Each method's name with its variant, e.g. ``{"logme": "LogME (with intercept)"}``."""
+        return {name: method_label(name, options) for name, options in self.methods.items()}
 
     @property
     def scored(self) -> list[RankingRow]:
@@ -124,23 +203,37 @@ class Ranking:
         scored = self.scored
         return scored[0].model if scored else None
 
+    @property
+    def confident(self) -> bool | None:
+        """True when the best candidate is separated from every other (none is ``tied``), False
+        when some are tied with it, None when the rows carry no intervals to tell."""
+        scored = self.scored
+        if not any(row.interval is not None for row in scored):
+            return None
+        return not any(row.tied for row in scored[1:])
+
     def __len__(self) -> int:
         return len(self.rows)
 
     # --- formats ---------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "methods": self.methods,
-            "primary": self.primary,
-            "dataset": self.dataset,
-            "options": self.options,
-            "rows": [row.to_dict() for row in self.rows],
-        }
+        return _jsonable(
+            {
+                "methods": self.methods,
+                "primary": self.primary,
+                "method_labels": self.method_labels,
+                "dataset": self.dataset,
+                "options": self.options,
+                "interval_level": self.interval_level,
+                "confident": self.confident,
+                "rows": [asdict(row) for row in self.rows],
+            }
+        )
 
     def to_json(self, path: str | os.PathLike | None = None, *, indent: int = 2) -> str:
-        """The ranking as JSON; also written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, default=str)
+        """The ranking as strict JSON (``null`` for undefined numbers); also written to ``path``."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
             Path(path).write_text(text + "\n")
         return text
@@ -152,41 +245,110 @@ class Ranking:
         text = path.read_text() if path.suffix == ".json" and path.exists() else str(text_or_path)
         data = json.loads(text)
         rows = [RankingRow.from_dict(row) for row in data["rows"]]
-        return cls(rows, data["methods"], data.get("dataset", {}), data.get("options", {}))
+        return cls(
+            rows,
+            data["methods"],
+            data.get("dataset", {}),
+            data.get("options", {}),
+            data.get("interval_level", 0.9),
+        )
 
-    def _table(self) -> tuple[list[str], list[list[str]]]:
-        methods = list(self.methods)
-        show_layer = any(row.best_layer is not None for row in self.rows)
-        header = ["rank", "model", *methods]
-        header += ["layer"] if show_layer else []
-        header += ["dim", "samples", "extract s", "score s", "params", "status"]
+    def caption(self) -> str:
+        """One line on what was ranked: method and variant, dataset, split, rows, layers."""
+        labels = list(self.method_labels.values())
+        what = labels[0] + (f" (also: {', '.join(labels[1:])})" if labels[1:] else "")
+        samples = {row.num_samples for row in self.scored if row.num_samples is not None}
+        rows = samples.pop() if len(samples) == 1 else self.dataset.get("num_rows")
+        where = [f"split {self.dataset['split']}"] if self.dataset.get("split") else []
+        where += [f"{rows} rows"] if rows is not None else []
+        where += [self.dataset["task"]] if self.dataset.get("task") else []
+        text = f"{what} on {self.dataset.get('name', 'the dataset')}"
+        text += f" ({', '.join(where)})" if where else ""
+        layers = _LAYERS.get(self.options.get("layers"), self.options.get("layers"))
+        extraction = [layers] if layers else []
+        extraction += [f"{self.options['pooling']} pooling"] if self.options.get("pooling") else []
+        return text + (f"; {', '.join(extraction)}" if extraction else "")
+
+    def table(self) -> tuple[list[str], list[list[str]]]:
+        """The header and the rows as display strings, as every text format shows them."""
+        methods, labels = list(self.methods), self.method_labels
+        scored = self.scored
+        show = {
+            "se": any(row.score_se is not None for row in scored),
+            "interval": any(row.interval is not None for row in scored),
+            "p_best": any(row.p_best is not None for row in scored),
+            "layer": any(row.best_layer is not None for row in self.rows),
+            "dups": any(row.num_duplicates for row in self.rows),
+        }
+        level = f"{self.interval_level * 100:g}% interval"
+        header = ["rank", "model", *(labels[m] for m in methods)]
+        header += ["± SE"] * show["se"] + [level] * show["interval"] + ["P(best)"] * show["p_best"]
+        header += ["layer"] * show["layer"]
+        header += ["dim", "samples"] + ["duplicates"] * show["dups"]
+        header += ["extract s", "score s", "params", "status"]
         body = []
         for rank, row in enumerate(self.rows, start=1):
             ok = row.status == "ok"
             cells = [str(rank) if ok else "-", row.model]
             cells += [_fmt_score(row.scores.get(m)) for m in methods]
-            cells += [_fmt(row.best_layer)] if show_layer else []
+            cells += [_fmt_score(row.score_se)] * show["se"]
+            cells += [_fmt_interval(row.interval)] * show["interval"]
+            cells += [_fmt_score(row.p_best, 2)] * show["p_best"]
+            cells += [_fmt(row.best_layer)] * show["layer"]
+            cells += [_fmt(row.dim), _fmt(row.num_samples)]
+            cells += [_fmt(row.num_duplicates)] * show["dups"]
             cells += [
-                _fmt(row.dim),
-                _fmt(row.num_samples),
                 _fmt_seconds(row.extract_s),
                 _fmt_seconds(row.score_s),
                 format_count(row.num_parameters),
-                ("ok (cached)" if row.cached else "ok") if ok else f"skipped: {row.reason}",
+                _status(row),
             ]
             body.append(cells)
         return header, body
 
     def to_markdown(self) -> str:
-        """A Markdown table: scored rows best first, then skipped rows with their reasons."""
-        header, body = self._table()
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+        """A Markdown summary to paste into a model card: what was ranked (method and variant,
+        dataset, rows) above a table of scored rows best first, then skipped rows with reasons."""
+        header, body = self.table()
+        for cells in body:
+            if is_hub_id(cells[1]):
+                cells[1] = f"[{cells[1]}](https://huggingface.co/{cells[1]})"
+        lines = [f"**Checkpoint ranking**: {self.caption()}.", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += [
+            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body
+        ]
+        if self.confident is not None:
+            lines += ["", _confidence_sentence(self)]
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """The table in a notebook, the caption above it; skipped rows greyed."""
+        header, body = self.table()
+        out = [
+            '<table class="hf-logme-ranking">',
+            f"<caption>{html.escape(self.caption())}</caption>",
+        ]
+        out.append(
+            "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>"
+        )
+        out.append("<tbody>")
+        for row, cells in zip(self.rows, body):
+            style = "" if row.status == "ok" else ' style="color:#888"'
+            out.append(
+                f"<tr{style}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>"
+            )
+        out.append("</tbody></table>")
+        if self.confident is not None:
+            out.append(f"<p>{html.escape(_confidence_sentence(self))}</p>")
+        return "\n".join(out)
+
     def __str__(self) -> str:
-        header, body = self._table()
-        widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+        header, body = self.table()
+        widths = [
+            max(len(h), *(len(r[i]) for r in body)) if body else len(h)
+            for i, h in enumerate(header)
+        ]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
         return "\n".join(lines)
@@ -195,23 +357,33 @@ class Ranking:
         """One DataFrame row per candidate (pandas comes with ``datasets``)."""
         import pandas as pd
 
+        labels = self.method_labels
         records = []
         for row in self.rows:
             record = row.to_dict()
-            record.update({f"score_{m}": row.scores.get(m) for m in self.methods})
+            record["method"] = labels[self.primary]
+            record.update({f"score_{m}": record["scores"].get(m) for m in self.methods})
             records.append(record)
         return pd.DataFrame.from_records(records)
 
     def to_csv(self, path: str | os.PathLike | None = None) -> str:
-        """The ranking as CSV (one row per candidate); also written to ``path`` when given."""
-        frame = self.to_pandas().drop(columns=["scores", "layer_scores"])
-        text = frame.to_csv(index=False)
+        """The ranking as CSV, one row per candidate, the primary method's variant in the
+        ``method`` column; also written to ``path`` when given."""
+        frame = self.to_pandas()
+        frame["interval_low"] = [None if i is None else i[0] for i in frame["interval"]]
+        frame["interval_high"] = [None if i is None else i[1] for i in frame["interval"]]
+        frame["method_errors"] = [
+            "; ".join(f"{m}: {reason}" for m, reason in errors.items()) or None
+            for errors in frame["method_errors"]
+        ]
+        frame = frame.astype({column: "Int64" for column in _INTEGERS})  # None stays empty, not 2.0
+        text = frame.drop(columns=["scores", "layer_scores", "interval"]).to_csv(index=False)
         if path is not None:
             Path(path).write_text(text)
         return text
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write JSON, CSV or Markdown, chosen by the file extension."""
+        """Write JSON, CSV, Markdown or HTML, chosen by the file extension."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".json":
@@ -220,50 +392,81 @@ class Ranking:
             self.to_csv(path)
         elif suffix in (".md", ".markdown"):
             path.write_text(self.to_markdown() + "\n")
+        elif suffix in (".html", ".htm"):
+            path.write_text(self._repr_html_() + "\n")
         else:
-            raise ValueError(f"Cannot save a ranking as {path.name!r}: use .json, .csv or .md.")
+            raise ValueError(
+                f"Cannot save a ranking as {path.name!r}: use .json, .csv, .md or .html."
+            )
         return path
 
-    def plot(self, path: str | os.PathLike, *, title: str | None = None) -> Path:
-        """A horizontal bar chart of the primary scores as PNG (needs ``pip install hf-logme[plot]``)."""
-        try:
-            import matplotlib
+    def plot(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        ax: Axes | None = None,
+        title: str | None = None,
+    ) -> Figure:
+        """The primary scores as points, best at the top, with interval bars where rows have
+        them; rows that cannot be placed (skipped, non-finite) are listed in a note.
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as err:
-            raise ImportError(
-                "Ranking.plot needs matplotlib: pip install 'hf-logme[plot]'"
-            ) from err
-        scored = [row for row in self.scored if row.score is not None and math.isfinite(row.score)]
-        if not scored:
-            raise ValueError("No candidate has a finite score to plot.")
-        names = [row.model for row in reversed(scored)]
-        values = [row.score for row in reversed(scored)]
-        # Bars start just left of the worst score, so longer always means better (LogME is
-        # often negative, and bars from zero would make the best candidate the shortest).
-        spread = (max(values) - min(values)) or abs(max(values)) or 1.0
-        base = min(values) - 0.15 * spread
-        fig, ax = plt.subplots(figsize=(8, 0.5 * len(scored) + 1.5))
-        bars = ax.barh(names, [v - base for v in values], left=base, color="#ff9d00")
-        bars[-1].set_color("#2b6cb0")  # the best
-        ax.bar_label(bars, labels=[f"{v:.4f}" for v in values], padding=3, fontsize=8)
-        ax.set_xlim(base, max(values) + 0.25 * spread)
-        ax.set_xlabel(f"{self.primary} (higher predicts better transfer)")
-        ax.set_title(title or f"{self.primary} ranking on {self.dataset.get('name', 'the dataset')}")
-        fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+        Args:
+            path: also save the figure there (PNG, SVG, PDF: from the extension).
+            ax: draw on these axes; default a new ``matplotlib.figure.Figure`` (no pyplot state,
+                the caller's backend untouched; Jupyter displays it when it is the cell's value).
+            title: default the method, its variant and the dataset.
+
+        Returns:
+            The figure drawn on. Needs ``pip install 'hf-logme[plot]'``.
+        """
+        from .plotting import plot_ranking
+
+        return plot_ranking(self, path, ax=ax, title=title)
+
+    def plot_layers(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        ax: Axes | None = None,
+        title: str | None = None,
+    ) -> Figure:
+        """Primary score against hidden layer (0 = embeddings), one line per candidate, its best
+        layer marked: needs a ranking run with ``layers="best"``. Arguments as in :meth:`plot`."""
+        from .plotting import plot_layer_scores
+
+        return plot_layer_scores(self, path, ax=ax, title=title)
+
+
+def _status(row: RankingRow) -> str:
+    if row.status != "ok":
+        return f"skipped: {row.reason}"
+    parts = ["ok (cached)" if row.cached else "ok"]
+    parts += ["tied with the best"] if row.tied else []
+    parts += [row.note] if row.note else []
+    parts += [f"{method} not scored: {reason}" for method, reason in row.method_errors.items()]
+    return "; ".join(parts)
+
+
+def _confidence_sentence(ranking: Ranking) -> str:
+    tied = [row.model for row in ranking.scored[1:] if row.tied]
+    if not tied:
+        return f"The best candidate is separated from the others at {ranking.interval_level:.0%}."
+    return (
+        f"Not separated at {ranking.interval_level:.0%}: {', '.join(tied)} "
+        f"{'is' if len(tied) == 1 else 'are'} tied with the best candidate."
+    )
 
 
 def _fmt(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _fmt_score(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
+def _fmt_score(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _fmt_interval(value: tuple[float, float] | None) -> str:
+    return "-" if value is None else f"[{value[0]:.4f}, {value[1]:.4f}]"
 
 
 def _fmt_seconds(value: float | None) -> str:

@@ -223,7 +223,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         print(f"wrote {ranking.save(args.output)}")
     if args.plot and ranking.scored:
-        print(f"wrote {ranking.plot(args.plot)}")
+        ranking.plot(args.plot)
+        print(f"wrote {args.plot}")
     return EXIT_OK if ranking.scored else EXIT_NO_RESULT
 
 
