@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 
-from . import metric, rank, score, search
+from . import metric, rank, score, search, validate
 from .common import EPILOG, EXIT_NO_RESULT, EXIT_USAGE
 
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _add_verbosity(common, default=False)  # -v/-q also after the subcommand
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (rank, search, score, metric):
+    for module in (rank, search, score, metric, validate):
         module.add_parser(commands, common)
     return parser
 
