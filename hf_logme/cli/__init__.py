@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 from .. import __version__
 from ..verbosity import restore_env
-from . import app, metric, rank, score, search
+from . import app, metric, rank, score, search, validate
 from .common import EPILOG, EXIT_NO_RESULT, EXIT_USAGE, to_flags
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _add_verbosity(common, default=False)  # -v/-q also after the subcommand
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (rank, search, score, metric, app):
+    for module in (rank, search, score, validate, metric, app):
         module.add_parser(commands, common)
     return parser
 

@@ -1,0 +1,292 @@
+"""Score the zoo with every estimator configuration and measure its agreement with fine-tuning.
+
+For every task and zoo model, features of the training rows (the rows fine-tuning trains on) are
+extracted once per pooling with ``layers="all"`` and cached outside git (``--cache``, default
+``$TRANSFER_CACHE`` or ``/work/transfer-cache``). Each configuration then scores them:
+
+- every registered estimator (``hf_logme.ESTIMATORS``: new ones appear here when merged), x layer
+  mode ``last`` / ``best`` (each model's best hidden state) / ``mean`` (the average of all hidden
+  states, as ``rank_models(layers="mean")``) x pooling ``auto`` / ``mean`` / ``cls`` (images:
+  ``auto`` only, the stage outputs' spatial mean) x, for LogME, ``intercept`` on / off;
+- baselines: parameter count, and a linear probe (5-fold cross-validated accuracy of a logistic
+  regression, R^2 of a ridge regression, on standardised last-layer features).
+
+Ground truth per model and task: the mean over seeds of the test metric at the learning rate
+chosen on the first seed's validation split (finetune.py's rule). Differences inside the
+task's seed-to-seed spread (the median over models of |seed 0 - seed 1|) are ties. Writes
+``agreement.csv`` (one row per configuration and task, plus ``mean``) and prints a markdown table.
+``--rows-study`` also writes ``rows_stability.csv``: Kendall tau between the ranking from n rows
+and from all rows.
+
+    PYTHONPATH=$PWD python benchmarks/transfer/score.py            # minutes once features exist
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import finetune
+import tasks as task_module
+import zoo
+
+import hf_logme
+from hf_logme.evaluation import rank_agreement
+
+HERE = Path(__file__).parent
+POOLINGS = {"text": ("auto", "mean", "cls"), "image": ("auto",)}
+LAYER_MODES = ("last", "best", "mean")
+STUDY_ROWS = (128, 256, 384)
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("TRANSFER_CACHE", "/work/transfer-cache"))
+
+
+# ------------------------------------------------------------------------------- ground truth
+def ground_truth(path: Path) -> tuple[dict, dict, dict]:
+    """(task -> model -> truth, task -> tie tolerance, task -> model -> number of seeds)."""
+    runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            runs[row["task"], row["model"]].append(row)
+    truth: dict[str, dict[str, float]] = defaultdict(dict)
+    seeds: dict[str, dict[str, int]] = defaultdict(dict)
+    spreads: dict[str, list[float]] = defaultdict(list)
+    for (task, model), rows in runs.items():
+        modality = rows[0]["modality"]
+        first = min(int(r["seed"]) for r in rows)
+        grid = finetune.RECIPE["lrs"][modality]
+        val = {float(r["lr"]): float(r["val_metric"]) for r in rows if int(r["seed"]) == first}
+        if set(val) != set(grid):
+            continue  # the first seed's grid is not complete yet
+        lr = max(grid, key=lambda v: (val[v], -v))
+        tests = [float(r["test_metric"]) for r in rows if float(r["lr"]) == lr]
+        truth[task][model] = float(np.mean(tests))
+        seeds[task][model] = len(tests)
+        if len(tests) > 1:
+            spreads[task].append(max(tests) - min(tests))
+    tolerance = {t: statistics.median(s) if s else 0.0 for t, s in spreads.items()}
+    return dict(truth), tolerance, dict(seeds)
+
+
+# ---------------------------------------------------------------------------------- features
+def features(model: str, task: task_module.Task, pooling: str, cache: Path, zoo_dir: Path) -> dict:
+    """{"layers": {index: (n, D) tensor}, "labels", "pooling", "extract_s"}, cached on disk."""
+    path = cache / task.name / model / f"{pooling}.pt"
+    if path.exists():
+        return torch.load(path, weights_only=False)
+    options = {"label_column": "label", "pooling": pooling, "batch_size": 32, "device": "cpu",
+               "task": "regression" if task.regression else "classification", "progress": False}
+    if task.modality == "text":
+        out = hf_logme.extract_features(
+            str(zoo.model_path(model, zoo_dir)), task.train, text_column="text", layers="all",
+            max_length=finetune.RECIPE["max_length"], **options,
+        )
+        layers, seconds = out.features, out.timings["load_s"] + out.timings["extract_s"]
+    else:  # custom modules give one state per pass (see zoo.ImageEncoder)
+        layers, seconds = {}, 0.0
+        for index in range(zoo.load_image_encoder(model, zoo_dir).num_states):
+            encoder = zoo.load_image_encoder(model, zoo_dir, output_layer=index)
+            out = hf_logme.extract_features(encoder, task.train, image_column="image", **options)
+            layers[index] = out.features
+            seconds += out.timings["load_s"] + out.timings["extract_s"]
+    entry = {"layers": layers, "labels": out.labels, "pooling": out.pooling, "extract_s": seconds}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(entry, path)
+    return entry
+
+
+def _layer_features(entry: dict, mode: str) -> dict[Any, torch.Tensor] | None:
+    layers = entry["layers"]
+    if mode == "last":
+        return {"last": layers[max(layers)]}
+    if mode == "best":
+        return layers
+    widths = {t.shape[1] for t in layers.values()}
+    if len(widths) > 1:
+        return None  # CNN stages differ in width: no mean (as rank_models would fail)
+    return {"mean": torch.stack(list(layers.values())).float().mean(0)}
+
+
+# ------------------------------------------------------------------------------ configurations
+def configurations(regression: bool) -> list[dict[str, Any]]:
+    """Every (method, options) the registry offers for this kind of task."""
+    out = []
+    for name, cls in sorted(hf_logme.ESTIMATORS.items()):
+        if regression and not cls.supports_regression:
+            continue
+        extra = [{"intercept": True}, {"intercept": False}] if name == "logme" else [{}]
+        for options in extra:
+            out.append({"method": name, "options": options, "sign": 1 if cls.higher_is_better else -1})
+    return out
+
+
+def config_name(method: str, options: dict, layers: str, pooling: str) -> str:
+    opts = ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return f"{method}[{opts}] layers={layers} pooling={pooling}" if opts else \
+        f"{method} layers={layers} pooling={pooling}"
+
+
+def estimator_score(feats: dict, labels: np.ndarray, config: dict, regression: bool) -> float:
+    """The configuration's score (higher = better) over the given layers (best layer: max)."""
+    options = dict(config["options"], **({"regression": True} if regression else {}))
+    values = [hf_logme.score(f, labels, method=config["method"], **options) for f in feats.values()]
+    return max(config["sign"] * v for v in values)
+
+
+def linear_probe(entry: dict, regression: bool) -> float:
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = entry["layers"][max(entry["layers"])].numpy()
+    head = RidgeCV(alphas=np.logspace(-2, 4, 13)) if regression else LogisticRegression(max_iter=2000)
+    return float(cross_val_score(make_pipeline(StandardScaler(), head), x, entry["labels"], cv=5).mean())
+
+
+# ------------------------------------------------------------------------------------- main
+def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict]:
+    """(config name -> model -> score, model -> seconds of extraction, all poolings)."""
+    scores: dict[str, dict[str, float]] = defaultdict(dict)
+    seconds: dict[str, float] = defaultdict(float)
+    for model in models:
+        for pooling in POOLINGS[task.modality]:
+            entry = features(model, task, pooling, cache, zoo_dir)
+            seconds[model] += entry["extract_s"]
+            for mode in LAYER_MODES:
+                feats = _layer_features(entry, mode)
+                if feats is None:
+                    continue
+                for config in configurations(task.regression):
+                    name = config_name(config["method"], config["options"], mode, pooling)
+                    scores[name][model] = estimator_score(feats, entry["labels"], config,
+                                                          task.regression)
+            if pooling == "auto":
+                scores["baseline: linear probe"][model] = linear_probe(entry, task.regression)
+                scores["baseline: parameter count"][model] = float(zoo.num_parameters(model, zoo_dir))
+        log(f"  {task.name} {model}: features in {seconds[model]:.0f}s")
+    return scores, seconds
+
+
+def rows_study(task, models, cache, zoo_dir, config, mode, pooling, repeats=3) -> list[dict]:
+    """Kendall tau between the ranking from n training rows and from all of them."""
+    entries = {m: features(m, task, pooling, cache, zoo_dir) for m in models}
+    total = len(next(iter(entries.values()))["labels"])
+
+    def ranking(rows):
+        return {m: estimator_score({k: v[rows] for k, v in _layer_features(e, mode).items()},
+                                   e["labels"][rows], config, task.regression)
+                for m, e in entries.items()}
+
+    full = ranking(np.arange(total))
+    out = []
+    for n in [n for n in STUDY_ROWS if n < total] + [total]:
+        taus = []
+        for rep in range(repeats if n < total else 1):
+            rows = np.sort(np.random.default_rng(rep).choice(total, n, replace=False))
+            taus.append(rank_agreement(ranking(rows), full)["kendall_tau"])
+        out.append({"task": task.name, "rows": n, "tau_mean": float(np.mean(taus)),
+                    "tau_min": float(np.min(taus)), "repeats": len(taus)})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Rank agreement of every estimator configuration.")
+    parser.add_argument("--ground-truth", type=Path, default=HERE / "ground_truth.csv")
+    parser.add_argument("--out", type=Path, default=HERE / "agreement.csv")
+    parser.add_argument("--cache", type=Path, default=default_cache_dir())
+    parser.add_argument("--zoo", type=Path, default=zoo.default_zoo_dir())
+    parser.add_argument("--tasks", nargs="+", default=finetune.TASK_ORDER)
+    parser.add_argument("--min-models", type=int, default=4,
+                        help="skip a task with fewer fine-tuned models than this")
+    parser.add_argument("--rows-study", action="store_true",
+                        help="also write rows_stability.csv (LogME, intercept, last, auto)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    truth, tolerance, seeds = ground_truth(args.ground_truth)
+    table: dict[str, dict[str, dict]] = defaultdict(dict)
+    timing = []
+    study = []
+    for name in args.tasks:
+        models = sorted(truth.get(name, {}))
+        if len(models) < args.min_models:
+            print(f"{name}: {len(models)} models fine-tuned so far, skipped", file=sys.stderr)
+            continue
+        task = task_module.load_task(name)
+        start = time.perf_counter()
+        scores, seconds = score_task(task, models, args.cache, args.zoo,
+                                     lambda s: print(s, file=sys.stderr))
+        for config, by_model in scores.items():
+            table[config][name] = rank_agreement(by_model, truth[name],
+                                                 tie_tolerance=tolerance.get(name, 0.0))
+        timing.append({"task": name, "models": len(models),
+                       "two_seed_models": sum(v > 1 for v in seeds[name].values()),
+                       "tie_tolerance": tolerance.get(name, 0.0),
+                       "extract_s_all_poolings": sum(seconds.values()),
+                       "score_s_all_configs": time.perf_counter() - start - sum(seconds.values())})
+        if args.rows_study:
+            config = {"method": "logme", "options": {"intercept": True}, "sign": 1}
+            study += rows_study(task, models, args.cache, args.zoo, config, "last", "auto")
+    _write(args.out, table, timing)
+    if study:
+        with (args.out.parent / "rows_stability.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(study[0]))
+            writer.writeheader()
+            writer.writerows(study)
+    print(markdown(table, timing))
+
+
+def _write(path: Path, table: dict, timing: list[dict]) -> None:
+    fields = ["config", "task", "num_models", "weighted_tau", "kendall_tau", "spearman",
+              "pearson", "top1_hit", "top1_regret", "top3_recall", "chosen", "best"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for config, per_task in sorted(table.items()):
+            for task, result in per_task.items():
+                row = {k: result[k] for k in fields[2:]}
+                row.update(config=config, task=task, chosen=" ".join(result["chosen"]),
+                           best=" ".join(result["best"]))
+                writer.writerow({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+            writer.writerow({"config": config, "task": "mean", "num_models": "",
+                             **{s: round(_mean(per_task, s), 4) for s in fields[3:10]}})
+    with (path.parent / "agreement_tasks.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(timing[0]) if timing else ["task"])
+        writer.writeheader()
+        writer.writerows(timing)
+
+
+def _mean(per_task: dict, stat: str) -> float:
+    values = [r[stat] for r in per_task.values() if not np.isnan(r[stat])]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def markdown(table: dict, timing: list[dict]) -> str:
+    """Configurations sorted by mean weighted tau; per task weighted tau, then the means."""
+    tasks = [t["task"] for t in timing]
+    header = ["configuration", *[f"{t} wτ" for t in tasks], "mean wτ", "mean τ", "mean regret"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    ordered = sorted(table.items(), key=lambda kv: -np.nan_to_num(_mean(kv[1], "weighted_tau"), nan=-9))
+    for config, per_task in ordered:
+        cells = [f"{per_task[t]['weighted_tau']:.2f}" if t in per_task else "" for t in tasks]
+        cells += [f"{_mean(per_task, s):.2f}" for s in ("weighted_tau", "kendall_tau", "top1_regret")]
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
