@@ -188,7 +188,7 @@ class StatisticsCache:
             return None
         try:
             entry = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # a corrupt or foreign file is a miss, not a failure
+        except Exception as err:  # noqa: BLE001 - a corrupt or foreign file is a miss, not a failure
             logger.warning("Ignoring unreadable cache entry %s (%s); it will be recomputed.", path, err)
             return None
         if not isinstance(entry, dict):

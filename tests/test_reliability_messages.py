@@ -64,6 +64,7 @@ class _Payload:
         return (open, (str(self.marker), "w"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch, on the raw pickle
 def test_a_malicious_pt_file_is_refused_unread(tmp_path):
     marker, evil = tmp_path / "pwned", tmp_path / "features.pt"
     torch.save({"features": torch.zeros(3, 2), "x": _Payload(marker)}, evil)
