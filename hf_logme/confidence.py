@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any, Protocol, TypeVar
 
@@ -157,6 +157,27 @@ def jackknife(
                 rest.merge(group)
         leave_out.append(rest.compute())
     return from_leave_out(total.compute(), leave_out, level=level)
+
+
+def at_rows(estimate: Estimate, num_rows: int, target_rows: int | None = None) -> Estimate:
+    """The estimate moved to ``target_rows`` rows (None: infinitely many) along the jackknife's
+    first-order drift: a score that behaves like ``a + b / n`` is predicted exactly.
+
+    A score on n rows estimates the score on n rows; LogME drifts with n, so an interval from 256
+    rows is shifted against the score on all rows. The drift per group left out,
+    ``mean(leave_out) - score``, fixes ``b``; the interval keeps its width.
+    """
+    if target_rows is not None and target_rows < num_rows:
+        raise ValueError(f"target_rows={target_rows} must be at least num_rows={num_rows}.")
+    fraction = 1.0 if target_rows is None else 1.0 - num_rows / target_rows
+    shift = (estimate.bias_corrected - estimate.score) * fraction
+    return replace(
+        estimate,
+        score=estimate.score + shift,
+        low=estimate.low + shift,
+        high=estimate.high + shift,
+        bias_corrected=estimate.bias_corrected,
+    )
 
 
 def probability_best(

@@ -12,6 +12,7 @@ from scipy.stats import t as student_t
 from hf_logme import LogME, logme
 from hf_logme.confidence import (
     MAX_GROUPS,
+    at_rows,
     from_leave_out,
     group_of_rows,
     jackknife,
@@ -206,3 +207,23 @@ def test_race_step_keeps_unscored_candidates_and_stops_with_one_left():
     assert step.keep == [0, 1] and step.next_rows is None  # the schedule is exhausted
     with pytest.raises(ValueError, match="not a round of the schedule"):
         race_step([None], 300, schedule)
+
+
+class Drifting(Mean):
+    """A score that depends on the number of rows exactly as a + b / n."""
+
+    def compute(self):
+        return 0.3 + 5.0 / self.count
+
+
+def test_at_rows_predicts_a_one_over_n_drift_exactly():
+    groups = [Drifting([0.0] * 10) for _ in range(8)]  # 80 rows
+    estimate = jackknife(groups, Drifting)
+    assert estimate.score == pytest.approx(0.3 + 5.0 / 80)
+    assert at_rows(estimate, 80, 2000).score == pytest.approx(0.3 + 5.0 / 2000, rel=1e-12)
+    moved = at_rows(estimate, 80)
+    assert moved.score == pytest.approx(0.3, rel=1e-12) == estimate.bias_corrected
+    assert moved.high - moved.low == pytest.approx(estimate.high - estimate.low)
+    assert at_rows(estimate, 80, 80) == estimate
+    with pytest.raises(ValueError, match="target_rows=40 must be at least num_rows=80"):
+        at_rows(estimate, 80, 40)
