@@ -72,21 +72,32 @@ def extract_all(cache: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     reviews = datasets.Dataset.from_pandas(frame, preserve_index=False)
     candidates: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        models = {"minilm": minilm_path(), "random": random_init_copy(minilm_path(), Path(tmp) / "r")}
+        models = {
+            "minilm": minilm_path(),
+            "random": random_init_copy(minilm_path(), Path(tmp) / "r"),
+        }
         for level in NOISE_LEVELS:
             models[f"noise{level}"] = noised_copy(minilm_path(), Path(tmp) / f"n{level}", level)
         for name, folder in models.items():
             start = time.perf_counter()
             out = hf_logme.extract_features(
-                str(folder), reviews, layers="all", pooling="mean", max_samples=ROWS,
-                max_length=128, progress=False,
+                str(folder),
+                reviews,
+                layers="all",
+                pooling="mean",
+                max_samples=ROWS,
+                max_length=128,
+                progress=False,
             )
             layers = {k: v.numpy() for k, v in out.features.items()}
             for layer, value in layers.items():
                 candidates[f"{name}/L{layer}"] = value
             candidates[f"{name}/mean"] = np.mean(list(layers.values()), axis=0)
-            print(f"extracted {name}: {len(layers)} layers x {out.features[0].shape} "
-                  f"in {time.perf_counter() - start:.0f} s", flush=True)
+            print(
+                f"extracted {name}: {len(layers)} layers x {out.features[0].shape} "
+                f"in {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
     labels = np.asarray(out.labels)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, __labels__=labels, **candidates)
@@ -122,8 +133,14 @@ def paper_fixed_point(features: np.ndarray, labels: np.ndarray) -> float:
             if abs(new_lam - lam) / lam < 0.01:
                 break
             lam = new_lam
-        evidence = (dim * np.log(alpha) + n * np.log(beta) - np.log(alpha + beta * sigma).sum()
-                    - beta * (beta_de + 1e-5) - alpha * (alpha_de + 1e-5) - n * np.log(2 * np.pi))
+        evidence = (
+            dim * np.log(alpha)
+            + n * np.log(beta)
+            - np.log(alpha + beta * sigma).sum()
+            - beta * (beta_de + 1e-5)
+            - alpha * (alpha_de + 1e-5)
+            - n * np.log(2 * np.pi)
+        )
         scores.append(evidence / (2 * n))
     return float(np.mean(scores))
 
@@ -144,7 +161,9 @@ def variants(priors: tuple[float, ...]) -> dict[str, callable]:
         "projection n/2": principal_projection,
     }
     for nu in priors:
-        table[f"prior nu={nu:g}"] = lambda f, y, nu=nu: hf_logme.logme(f, y, intercept=True, prior=nu)
+        table[f"prior nu={nu:g}"] = lambda f, y, nu=nu: hf_logme.logme(
+            f, y, intercept=True, prior=nu
+        )
     return table
 
 
@@ -153,23 +172,25 @@ def no_signal(features: np.ndarray, labels: np.ndarray, nu: float) -> bool:
 
 
 def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
-    """Kendall's tau-b; infinite scores are ordered as values, NaN makes tau NaN."""
+    """Kendall's tau-b: ties (the no-signal floor, +inf) count as ties; NaN if any NaN."""
     from scipy.stats import kendalltau
 
     if np.isnan(a).any() or np.isnan(b).any():
         return float("nan")
-    rank = lambda v: np.argsort(np.argsort(v, kind="stable"), kind="stable")
-    return float(kendalltau(rank(a), rank(b)).statistic) if np.ptp(a) > 0 else 0.0
+    return float(kendalltau(a, b).statistic) if np.ptp(a) > 0 else 0.0
 
 
 def ranking_study(features, labels, sizes, seeds, priors) -> None:
     names = sorted(features)
     table = variants(priors)
     reference = {v: np.array([fn(features[c], labels) for c in names]) for v, fn in table.items()}
-    print(f"\nKendall tau against each variant's own ranking at all {len(labels)} rows "
-          f"({len(names)} candidates, mean over {seeds} random subsets; top1: same best candidate "
-          f"in k of {seeds}; inf: infinite scores of {len(names) * seeds}; floor: no-signal "
-          f"scores (prior nu={priors[0]:g}) of {len(names) * seeds})", flush=True)
+    print(
+        f"\nKendall tau against each variant's own ranking at all {len(labels)} rows "
+        f"({len(names)} candidates, mean over {seeds} random subsets; top1: same best candidate "
+        f"in k of {seeds}; inf: infinite scores of {len(names) * seeds}; floor: no-signal "
+        f"scores (prior nu={priors[0]:g}) of {len(names) * seeds})",
+        flush=True,
+    )
     print(f"{'n':>5}  " + "  ".join(f"{v:>24}" for v in table) + f"{'floor':>7}")
     rng = np.random.default_rng(0)
     for n in sizes:
@@ -183,25 +204,47 @@ def ranking_study(features, labels, sizes, seeds, priors) -> None:
                 top += int(np.argmax(got) == np.argmax(reference[v]))
                 infs += int(np.isinf(got).sum())
             cells.append(f"{np.mean(taus):.3f} top1 {top} inf {infs:>3}")
-        floor = sum(no_signal(features[c][rows], labels[rows], priors[0]) for rows in subsets for c in names)
+        floor = sum(
+            no_signal(features[c][rows], labels[rows], priors[0]) for rows in subsets for c in names
+        )
         print(f"{n:>5}  " + "  ".join(f"{c:>24}" for c in cells) + f"{floor:>7}", flush=True)
     ref = reference[f"prior nu={priors[0]:g}"]
-    print("all rows, top 5 (prior): " + ", ".join(f"{names[i]} {ref[i]:.4f}" for i in np.argsort(-ref)[:5]))
+    print(
+        "all rows, top 5 (prior): "
+        + ", ".join(f"{names[i]} {ref[i]:.4f}" for i in np.argsort(-ref)[:5])
+    )
     exact = reference["exact (today)"]
-    print(f"all rows: max |prior - exact| = {np.max(np.abs(ref - exact)):.2e}; "
-          f"tau(prior, exact) = {kendall_tau(ref, exact):.3f}", flush=True)
+    print(
+        f"all rows: max |prior - exact| = {np.max(np.abs(ref - exact)):.2e}; "
+        f"tau(prior, exact) = {kendall_tau(ref, exact):.3f}",
+        flush=True,
+    )
 
 
 def coverage_study(features, labels, sizes, repeats, nu, groups=MAX_GROUPS) -> None:
     """How often the jackknife's 90% interval at n rows covers the all-rows score."""
     names = [c for c in sorted(features) if c.endswith("/mean")]
-    print(f"\nCoverage of the 90% jackknife interval (G = {groups}, prior nu={nu:g}) of the "
-          f"all-{len(labels)}-rows score, {len(names)} candidates x {repeats} subsamples per n:")
-    print("covered: the interval as is; at N: moved to all N rows along the jackknife's 1/n drift "
-          "(confidence.at_rows); bias-corrected: moved to infinitely many rows")
-    print(f"{'n':>6}{'covered':>10}{'at N':>8}{'bias-corrected':>16}{'median se':>11}{'top-2 tied':>12}")
+    print(
+        f"\nCoverage of the 90% jackknife interval (G = {groups}, prior nu={nu:g}) of the "
+        f"all-{len(labels)}-rows score, {len(names)} candidates x {repeats} subsamples per n:"
+    )
+    print(
+        "covered: the interval as is; at N: moved to all N rows along the jackknife's 1/n drift "
+        "(confidence.at_rows); bias-corrected: moved to infinitely many rows"
+    )
+    columns = (
+        ("covered", 10),
+        ("at N", 8),
+        ("bias-corrected", 16),
+        ("median se", 11),
+        ("top-2 tied", 12),
+    )
+    print(f"{'n':>6}" + "".join(f"{name:>{width}}" for name, width in columns))
     rng = np.random.default_rng(1)
-    make = lambda: hf_logme.LogME(intercept=True, prior=nu)
+
+    def make() -> hf_logme.LogME:
+        return hf_logme.LogME(intercept=True, prior=nu)
+
     truth = {c: hf_logme.logme(features[c], labels, intercept=True, prior=nu) for c in names}
     for n in sizes:
         covered = corrected = tied = at_n = 0
@@ -224,20 +267,31 @@ def coverage_study(features, labels, sizes, repeats, nu, groups=MAX_GROUPS) -> N
             order = np.argsort([-e.score for e in estimates])
             tied += tied_with_leader([estimates[i] for i in order[:2]])[0][1]
         total = len(names) * repeats
-        print(f"{n:>6}{covered / total:>10.2f}{at_n / total:>8.2f}{corrected / total:>16.2f}"
-              f"{np.median(ses):>11.4f}{f'{tied}/{repeats}':>12}", flush=True)
+        print(
+            f"{n:>6}{covered / total:>10.2f}{at_n / total:>8.2f}{corrected / total:>16.2f}"
+            f"{np.median(ses):>11.4f}{f'{tied}/{repeats}':>12}",
+            flush=True,
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--layers", nargs="+", default=["L2", "L4", "L6", "mean"],
-                        help="candidate layers of each model (all: L0 .. L6 and mean)")
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        default=["L2", "L4", "L6", "mean"],
+        help="candidate layers of each model (all: L0 .. L6 and mean)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--priors", type=float, nargs="+", default=[2.0, 0.5, 8.0])
     parser.add_argument("--coverage-repeats", type=int, default=8)
     parser.add_argument("--only", choices=["ranking", "coverage"], default=None)
-    parser.add_argument("--cache", type=Path, default=default_cache_dir() / "studies" / "small-samples")
+    parser.add_argument(
+        "--cache", type=Path, default=default_cache_dir() / "studies" / "small-samples"
+    )
     args = parser.parse_args()
     features, labels = extract_all(args.cache)
     if args.layers != ["all"]:

@@ -128,9 +128,7 @@ def from_leave_out(score: float, leave_out: Sequence[float], *, level: float = L
     )
 
 
-def jackknife(
-    groups: Sequence[M], factory: Callable[[], M], *, level: float = LEVEL
-) -> Estimate:
+def jackknife(groups: Sequence[M], factory: Callable[[], M], *, level: float = LEVEL) -> Estimate:
     """Score and jackknife error of any mergeable estimator from its per-group accumulators.
 
     Args:
@@ -199,7 +197,8 @@ def probability_best(
     groups = {e.num_groups for e in estimates}
     if len(groups) != 1:
         raise ValueError(
-            f"estimates must share one group count (the same rows and groups); got {sorted(groups)}."
+            f"estimates must share one group count (the same rows and groups); "
+            f"got {sorted(groups)}."
         )
     (g,) = groups
     leave_out = np.array([e.leave_out for e in estimates])  # (C, G)
@@ -245,8 +244,11 @@ def rows_to_separate(leader: Estimate, runner_up: Estimate, num_rows: int) -> in
 def race_schedule(max_samples: int, *, first_block: int = 256, growth: int = 2) -> list[int]:
     """Row counts of the successive rounds: ``first_block``, times ``growth`` each round, ending
     exactly at ``max_samples``. E.g. ``race_schedule(2000)`` is ``[256, 512, 1024, 2000]``."""
-    for name, value, least in (("max_samples", max_samples, 1), ("first_block", first_block, 1),
-                               ("growth", growth, 2)):
+    for name, value, least in (
+        ("max_samples", max_samples, 1),
+        ("first_block", first_block, 1),
+        ("growth", growth, 2),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an int >= {least}; got {value!r}.")
     rows, schedule = min(first_block, max_samples), []

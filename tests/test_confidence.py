@@ -69,10 +69,14 @@ def test_logme_jackknife_matches_brute_force_recomputation():
     for g in range(6):
         accumulators.append(LogME(intercept=True).update(features[group == g], labels[group == g]))
     estimate = jackknife(accumulators, lambda: LogME(intercept=True))
-    brute = np.array([logme(features[group != g], labels[group != g], intercept=True) for g in range(6)])
+    brute = np.array(
+        [logme(features[group != g], labels[group != g], intercept=True) for g in range(6)]
+    )
     np.testing.assert_allclose(estimate.leave_out, brute, rtol=1e-10)
     assert estimate.score == pytest.approx(logme(features, labels, intercept=True), rel=1e-10)
-    assert estimate.se == pytest.approx(math.sqrt(5 / 6 * ((brute - brute.mean()) ** 2).sum()), rel=1e-9)
+    assert estimate.se == pytest.approx(
+        math.sqrt(5 / 6 * ((brute - brute.mean()) ** 2).sum()), rel=1e-9
+    )
     assert estimate.bias_corrected == pytest.approx(6 * estimate.score - 5 * brute.mean(), rel=1e-9)
 
 
@@ -183,7 +187,9 @@ def test_race_on_synthetic_candidates_drops_only_clear_losers():
         estimates = []
         for i in racing:
             deviations = rng.normal(size=10)
-            deviations *= 0.5 / math.sqrt(rows) / (math.sqrt(0.9) * deviations.std() * math.sqrt(10))
+            deviations *= (
+                0.5 / math.sqrt(rows) / (math.sqrt(0.9) * deviations.std() * math.sqrt(10))
+            )
             estimates.append(_estimate(truth[i] + 0.5 / math.sqrt(rows) * rng.normal(), deviations))
         step = race_step(estimates, rows, schedule)
         for position, reason in step.dropped.items():
