@@ -15,8 +15,11 @@ the ranking of the same variant on all 2,000 rows: Kendall tau, top-1 agreement,
 are infinite, and how many sit at the "no signal" floor. Then the coverage of the jackknife's 90%
 interval: how often the interval at n rows covers the all-rows score.
 
-    python benchmarks/study_small_samples.py            # ~20 min on 2 busy CPU cores, first run
-    python benchmarks/study_small_samples.py --only coverage   # features come from the cache
+    OMP_NUM_THREADS=1 python benchmarks/study_small_samples.py --seeds 6 --coverage-repeats 12
+
+About 6 minutes of extraction (first run only; cached), then ~10 minutes for each part on 2
+shared CPU cores; ``--only ranking`` / ``--only coverage`` run one part. One BLAS thread: on a
+busy machine multi-threaded BLAS ran several times slower.
 
 Scores use ``intercept=True`` (the ranking default).
 """
