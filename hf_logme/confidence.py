@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any, Protocol, TypeVar
 
@@ -128,9 +128,7 @@ def from_leave_out(score: float, leave_out: Sequence[float], *, level: float = L
     )
 
 
-def jackknife(
-    groups: Sequence[M], factory: Callable[[], M], *, level: float = LEVEL
-) -> Estimate:
+def jackknife(groups: Sequence[M], factory: Callable[[], M], *, level: float = LEVEL) -> Estimate:
     """Score and jackknife error of any mergeable estimator from its per-group accumulators.
 
     Args:
@@ -159,6 +157,27 @@ def jackknife(
     return from_leave_out(total.compute(), leave_out, level=level)
 
 
+def at_rows(estimate: Estimate, num_rows: int, target_rows: int | None = None) -> Estimate:
+    """The estimate moved to ``target_rows`` rows (None: infinitely many) along the jackknife's
+    first-order drift: a score that behaves like ``a + b / n`` is predicted exactly.
+
+    A score on n rows estimates the score on n rows; LogME drifts with n, so an interval from 256
+    rows is shifted against the score on all rows. The drift per group left out,
+    ``mean(leave_out) - score``, fixes ``b``; the interval keeps its width.
+    """
+    if target_rows is not None and target_rows < num_rows:
+        raise ValueError(f"target_rows={target_rows} must be at least num_rows={num_rows}.")
+    fraction = 1.0 if target_rows is None else 1.0 - num_rows / target_rows
+    shift = (estimate.bias_corrected - estimate.score) * fraction
+    return replace(
+        estimate,
+        score=estimate.score + shift,
+        low=estimate.low + shift,
+        high=estimate.high + shift,
+        bias_corrected=estimate.bias_corrected,
+    )
+
+
 def probability_best(
     estimates: Sequence[Estimate], *, draws: int = 20000, seed: int = 0
 ) -> np.ndarray:
@@ -178,7 +197,8 @@ def probability_best(
     groups = {e.num_groups for e in estimates}
     if len(groups) != 1:
         raise ValueError(
-            f"estimates must share one group count (the same rows and groups); got {sorted(groups)}."
+            f"estimates must share one group count (the same rows and groups); "
+            f"got {sorted(groups)}."
         )
     (g,) = groups
     leave_out = np.array([e.leave_out for e in estimates])  # (C, G)
@@ -224,8 +244,11 @@ def rows_to_separate(leader: Estimate, runner_up: Estimate, num_rows: int) -> in
 def race_schedule(max_samples: int, *, first_block: int = 256, growth: int = 2) -> list[int]:
     """Row counts of the successive rounds: ``first_block``, times ``growth`` each round, ending
     exactly at ``max_samples``. E.g. ``race_schedule(2000)`` is ``[256, 512, 1024, 2000]``."""
-    for name, value, least in (("max_samples", max_samples, 1), ("first_block", first_block, 1),
-                               ("growth", growth, 2)):
+    for name, value, least in (
+        ("max_samples", max_samples, 1),
+        ("first_block", first_block, 1),
+        ("growth", growth, 2),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an int >= {least}; got {value!r}.")
     rows, schedule = min(first_block, max_samples), []

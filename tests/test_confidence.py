@@ -12,6 +12,7 @@ from scipy.stats import t as student_t
 from hf_logme import LogME, logme
 from hf_logme.confidence import (
     MAX_GROUPS,
+    at_rows,
     from_leave_out,
     group_of_rows,
     jackknife,
@@ -68,10 +69,14 @@ def test_logme_jackknife_matches_brute_force_recomputation():
     for g in range(6):
         accumulators.append(LogME(intercept=True).update(features[group == g], labels[group == g]))
     estimate = jackknife(accumulators, lambda: LogME(intercept=True))
-    brute = np.array([logme(features[group != g], labels[group != g], intercept=True) for g in range(6)])
+    brute = np.array(
+        [logme(features[group != g], labels[group != g], intercept=True) for g in range(6)]
+    )
     np.testing.assert_allclose(estimate.leave_out, brute, rtol=1e-10)
     assert estimate.score == pytest.approx(logme(features, labels, intercept=True), rel=1e-10)
-    assert estimate.se == pytest.approx(math.sqrt(5 / 6 * ((brute - brute.mean()) ** 2).sum()), rel=1e-9)
+    assert estimate.se == pytest.approx(
+        math.sqrt(5 / 6 * ((brute - brute.mean()) ** 2).sum()), rel=1e-9
+    )
     assert estimate.bias_corrected == pytest.approx(6 * estimate.score - 5 * brute.mean(), rel=1e-9)
 
 
@@ -182,7 +187,9 @@ def test_race_on_synthetic_candidates_drops_only_clear_losers():
         estimates = []
         for i in racing:
             deviations = rng.normal(size=10)
-            deviations *= 0.5 / math.sqrt(rows) / (math.sqrt(0.9) * deviations.std() * math.sqrt(10))
+            deviations *= (
+                0.5 / math.sqrt(rows) / (math.sqrt(0.9) * deviations.std() * math.sqrt(10))
+            )
             estimates.append(_estimate(truth[i] + 0.5 / math.sqrt(rows) * rng.normal(), deviations))
         step = race_step(estimates, rows, schedule)
         for position, reason in step.dropped.items():
@@ -206,3 +213,23 @@ def test_race_step_keeps_unscored_candidates_and_stops_with_one_left():
     assert step.keep == [0, 1] and step.next_rows is None  # the schedule is exhausted
     with pytest.raises(ValueError, match="not a round of the schedule"):
         race_step([None], 300, schedule)
+
+
+class Drifting(Mean):
+    """A score that depends on the number of rows exactly as a + b / n."""
+
+    def compute(self):
+        return 0.3 + 5.0 / self.count
+
+
+def test_at_rows_predicts_a_one_over_n_drift_exactly():
+    groups = [Drifting([0.0] * 10) for _ in range(8)]  # 80 rows
+    estimate = jackknife(groups, Drifting)
+    assert estimate.score == pytest.approx(0.3 + 5.0 / 80)
+    assert at_rows(estimate, 80, 2000).score == pytest.approx(0.3 + 5.0 / 2000, rel=1e-12)
+    moved = at_rows(estimate, 80)
+    assert moved.score == pytest.approx(0.3, rel=1e-12) == estimate.bias_corrected
+    assert moved.high - moved.low == pytest.approx(estimate.high - estimate.low)
+    assert at_rows(estimate, 80, 80) == estimate
+    with pytest.raises(ValueError, match="target_rows=40 must be at least num_rows=80"):
+        at_rows(estimate, 80, 40)

@@ -51,7 +51,11 @@ def test_text_pairs_repeat_only_when_both_texts_do():
 
 def test_selection_and_shuffle_are_respected():
     data = datasets.Dataset.from_dict({"text": ["a", "b", "a", "c"]}).select([3, 2, 1, 0])
-    assert find_duplicate_inputs(data, ["text"])[0].tolist() == [0, 1, 2]  # c, a, b; the last a repeats
+    assert find_duplicate_inputs(data, ["text"])[0].tolist() == [
+        0,
+        1,
+        2,
+    ]  # c, a, b; the last a repeats
 
 
 def _png(pixels):
@@ -72,7 +76,13 @@ def test_images_are_keyed_by_their_bytes_without_decoding():
 def test_image_and_audio_arrays_compare_values_and_shapes():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(2, 3)), rng.normal(size=(2, 3))
-    arrays = [a.tolist(), b.tolist(), a.tolist(), a.reshape(3, 2).tolist(), a.reshape(1, 6).tolist()]
+    arrays = [
+        a.tolist(),
+        b.tolist(),
+        a.tolist(),
+        a.reshape(3, 2).tolist(),
+        a.reshape(1, 6).tolist(),
+    ]
     data = datasets.Dataset.from_dict({"pixels": arrays})
     keep, repeats = find_duplicate_inputs(data, ["pixels"])
     assert keep.tolist() == [0, 1, 3, 4] and repeats == 1  # same values, other shape: distinct
@@ -83,12 +93,16 @@ def test_image_and_audio_arrays_compare_values_and_shapes():
         {"array": other.tolist(), "sampling_rate": 16000},
         {"array": wave.tolist(), "sampling_rate": 16000},
     ]
-    keep, repeats = find_duplicate_inputs(datasets.Dataset.from_list([{"audio": x} for x in audio]), ["audio"])
+    keep, repeats = find_duplicate_inputs(
+        datasets.Dataset.from_list([{"audio": x} for x in audio]), ["audio"]
+    )
     assert keep.tolist() == [0, 1, 2] and repeats == 1
 
 
 def test_missing_values_are_one_key():
-    data = datasets.Dataset.from_dict({"text": ["a", None, None, "a"], "pixels": [[1.0], None, None, [1.0]]})
+    data = datasets.Dataset.from_dict(
+        {"text": ["a", None, None, "a"], "pixels": [[1.0], None, None, [1.0]]}
+    )
     assert find_duplicate_inputs(data, ["text"])[0].tolist() == [0, 1]
     assert find_duplicate_inputs(data, ["pixels"])[0].tolist() == [0, 1]
 

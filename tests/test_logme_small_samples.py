@@ -47,7 +47,9 @@ def posterior_mode(features, y, nu):
     best = None
     for x0 in [(0, 0), (-4, 2), (4, 2), (0, 6), (-8, -2)]:
         res = minimize(
-            lambda p: -log_posterior(features, y, p[0], p[1], nu), x0, method="Nelder-Mead",
+            lambda p: -log_posterior(features, y, p[0], p[1], nu),
+            x0,
+            method="Nelder-Mead",
             options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 20000, "maxfev": 20000},
         )
         if best is None or res.fun < best.fun:
@@ -115,8 +117,14 @@ def weight_space_logme(features, y):
         A = a * np.eye(d) + b * gram
         m = b * np.linalg.solve(A, cross)
         fit = y @ y - 2 * m @ cross + m @ gram @ m
-        return -(0.5 * d * p[0] + 0.5 * n * p[1] - 0.5 * b * fit - 0.5 * a * m @ m
-                 - 0.5 * np.linalg.slogdet(A)[1] - 0.5 * n * np.log(2 * np.pi))
+        return -(
+            0.5 * d * p[0]
+            + 0.5 * n * p[1]
+            - 0.5 * b * fit
+            - 0.5 * a * m @ m
+            - 0.5 * np.linalg.slogdet(A)[1]
+            - 0.5 * n * np.log(2 * np.pi)
+        )
 
     best = min(
         minimize(negative, x0, method="Nelder-Mead", options={"xatol": 1e-11, "fatol": 1e-13}).fun
@@ -138,9 +146,10 @@ def test_converges_to_the_exact_maximum_evidence():
     # O(1 / n^2) per sample: each doubling of n cuts the gap by about four, so x4 by about 16.
     assert gaps[1] < gaps[0] / 8 and gaps[2] < gaps[1] / 8
     assert gaps[3] < gaps[2] / 2.5
-    assert logme(features[:40], labels[:40], prior=NU) <= oracle_logme(
-        features[:40], one_hot(labels[:40])
-    ) + 1e-12
+    assert (
+        logme(features[:40], labels[:40], prior=NU)
+        <= oracle_logme(features[:40], one_hot(labels[:40])) + 1e-12
+    )
 
 
 def test_no_jump_across_n_equal_d():

@@ -120,8 +120,8 @@ class LogME(GramEstimator):
             the posterior of (alpha, beta) under a weak Gamma prior on the noise precision worth
             ``nu`` pseudo-observations at the no-signal noise level, and scores the evidence
             there: finite for every n and every feature matrix, continuous across n = D, and
-            converging to the exact value as n grows. Rankings use ``RANKING_PRIOR`` (see the
-            module docstring and the README's "Small samples").
+            converging to the exact value as n grows. ``RANKING_PRIOR`` is the value for
+            rankings (see the module docstring and the README's "Small samples").
 
     Memory is O(D^2 + D K) whatever the number of samples. Results do not depend on batch sizes,
     batch order or device beyond float64 round-off.

@@ -32,7 +32,8 @@ def find_duplicate_inputs(dataset: Any, input_columns: Sequence[str]) -> tuple[n
 
     Example:
         >>> import datasets
-        >>> data = datasets.Dataset.from_dict({"text": ["a", "b", "a", "c", "b"], "label": [0, 1, 0, 1, 1]})
+        >>> texts = ["a", "b", "a", "c", "b"]
+        >>> data = datasets.Dataset.from_dict({"text": texts, "label": [0, 1, 0, 1, 1]})
         >>> keep, repeats = find_duplicate_inputs(data, ["text"])
         >>> keep.tolist(), repeats
         ([0, 1, 3], 2)
@@ -56,11 +57,14 @@ def _check_columns(dataset: Any, input_columns: Sequence[str]) -> list[str]:
         input_columns = [input_columns]
     columns = list(input_columns)
     if not columns:
-        raise ValueError("input_columns is empty; name the column(s) the model reads, e.g. ['text'].")
+        raise ValueError(
+            "input_columns is empty; name the column(s) the model reads, e.g. ['text']."
+        )
     missing = [name for name in columns if name not in dataset.column_names]
     if missing:
         raise ValueError(
-            f"input_columns {missing} are not in the dataset; its columns are {dataset.column_names}."
+            f"input_columns {missing} are not in the dataset; its columns are "
+            f"{dataset.column_names}."
         )
     return columns
 
@@ -101,7 +105,8 @@ def _list_keys(column: pa.Array) -> list[Hashable]:
         levels.append(offsets - offsets[0])
         values = values.flatten()
     if values.null_count or not (
-        pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+        pa.types.is_integer(values.type)
+        or pa.types.is_floating(values.type)
         or pa.types.is_boolean(values.type)
     ):
         return [None if v is None else _digest(repr(v).encode()) for v in column.to_pylist()]
