@@ -20,7 +20,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 from hf_logme import score
-from hf_logme.estimators import LinearProbe, NLEEP
+from hf_logme.estimators import NLEEP, LinearProbe
 from hf_logme.estimators._gmm import _m_step, gmm_posteriors, kmeans_labels, pca
 from hf_logme.estimators.linear_probe import stratified_folds
 
@@ -83,16 +83,14 @@ def reference_gbc(f, y, gaussian_type):
     """Pandy et al.'s code (google-research stable_transfer/transferability/gbc.py)."""
     stats = {c: (f[y == c].mean(0), np.maximum(f[y == c].var(0), 1e-4)) for c in np.unique(y)}
     total = 0.0
-    for a in stats:
-        for b in stats:
+    for a, (m1, s1) in stats.items():
+        for b, (m2, s2) in stats.items():
             if a == b:
                 continue
-            (m1, s1), (m2, s2) = stats[a], stats[b]
-            if gaussian_type == "spherical":
-                s1, s2 = np.mean(s1), np.mean(s2)
-            avg = (s1 + s2) / 2
+            v1, v2 = (np.mean(s1), np.mean(s2)) if gaussian_type == "spherical" else (s1, s2)
+            avg = (v1 + v2) / 2
             distance = np.sum((m1 - m2) ** 2 / avg) / 8 + 0.5 * (
-                np.sum(np.log(avg)) - 0.5 * np.sum(np.log(s1)) - 0.5 * np.sum(np.log(s2))
+                np.sum(np.log(avg)) - 0.5 * np.sum(np.log(v1)) - 0.5 * np.sum(np.log(v2))
             )
             total += np.exp(-distance)
     return -total

@@ -1,19 +1,21 @@
 """A capped, seeded sample of feature rows (kind ``"rows"``) and of source predictions.
 
 Which rows are kept depends only on their content and the seed: each row gets a 62-bit key, a
-seeded universal hash of its bytes (exact integer arithmetic, identical on every device), and the
-sample is the ``max_rows`` rows of smallest key. Keeping, after every batch or merge, only the rows
-whose key is below the (max_rows + 1)-th smallest key seen so far gives exactly that set whatever
-the batching, order or sharding; rows are returned in key order. Rows tied at the cut (identical
-rows) are kept or dropped together, so the sample can hold slightly fewer than ``max_rows``.
-Memory is O(max_rows D).
+seeded universal hash of its feature bytes (exact integer arithmetic, identical on every device),
+ties between identical feature rows broken by a hash of the label, and the sample is the
+``max_rows`` rows of smallest (key, tie) pair. Keeping, after every batch or merge, the
+``max_rows`` smallest pairs seen so far and dropping any later row above the first pair cut gives
+exactly that set whatever the batching, order or sharding; rows are returned in pair order (which
+labels do not affect, except among identical feature rows). Rows with equal pairs are identical
+rows with identical labels, so which of them the cut keeps does not matter. Memory is
+O(max_rows D).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-import numpy as np
 import torch
 
 from ._labels import ClassEncoder
@@ -33,19 +35,25 @@ def row_keys(features: torch.Tensor, seed: int) -> torch.Tensor:
     """
     rows = features.contiguous()
     if rows.element_size() == 2:
-        words = rows.view(torch.int16).to(torch.int64) & 0xFFFF
+        words, mask = rows.view(torch.int16), 0xFFFF
     else:  # 4- and 8-byte values are hashed as 32-bit words
-        words = rows.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+        words, mask = rows.view(torch.int32), 0xFFFFFFFF
     generator = torch.Generator().manual_seed(seed)
     mult = torch.randint(1, _PRIME, (2, words.shape[1]), generator=generator, dtype=torch.int64)
     mult = mult.to(words.device)
     keys = []
-    for start in range(0, words.shape[0], _HASH_ROWS):
-        block = words[start : start + _HASH_ROWS]
+    for start in range(0, words.shape[0], _HASH_ROWS):  # int64 copies of one block at a time
+        block = words[start : start + _HASH_ROWS].to(torch.int64) & mask
         h1 = ((block * mult[0]) % _PRIME).sum(1) % _PRIME
         h2 = ((block * mult[1]) % _PRIME).sum(1) % _PRIME
         keys.append(h1 * _PRIME + h2)
     return torch.cat(keys)
+
+
+def label_key(label: Any) -> int:
+    """A 62-bit key of a class label that does not depend on the process (unlike ``hash``)."""
+    text = f"{type(label).__qualname__}:{label!r}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little") % 2**62
 
 
 @register_statistics
@@ -72,8 +80,9 @@ class RowSample(Statistics):
         self.n = 0
         self.features: torch.Tensor | None = None  # (m, D)
         self.targets: torch.Tensor | None = None  # (m,) class indices, or (m, T) float64
-        self.keys: torch.Tensor | None = None  # (m,) int64, ascending
-        self.bound: int | None = None  # every row seen with key >= bound is dropped
+        self.keys: torch.Tensor | None = None  # (m,) int64 feature hashes, ascending
+        self.ties: torch.Tensor | None = None  # (m,) int64 label hashes, ascending within a key
+        self.bound: tuple[int, int] | None = None  # rows above this (key, tie) pair are dropped
         self.encoder = ClassEncoder()
 
     def options(self) -> dict[str, Any]:
@@ -97,34 +106,50 @@ class RowSample(Statistics):
             return tensor, labels
         return tensor, torch.from_numpy(self.encoder.encode(labels))
 
+    def _keys(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(feature hash, label hash) per row: equal pairs mean equal rows with equal labels."""
+        if self.regression:
+            ties = row_keys(targets, self.seed)
+        else:
+            per_class = torch.tensor([label_key(c) for c in self.encoder.classes], dtype=torch.int64)
+            ties = per_class[targets.cpu()]
+        return row_keys(features, self.seed), ties
+
     def update(self, features: Any, labels: Any) -> RowSample:
         tensor, targets = self._validated(features, labels)
-        self._add(tensor, targets, row_keys(tensor, self.seed))
+        self._add(tensor, targets, *self._keys(tensor, targets))
         self.n += tensor.shape[0]
         return self
 
-    def _add(self, features: torch.Tensor, targets: torch.Tensor, keys: torch.Tensor) -> None:
-        """Fold rows with their keys into the sample and cut it back to ``max_rows``."""
+    def _add(
+        self, features: torch.Tensor, targets: torch.Tensor, keys: torch.Tensor, ties: torch.Tensor
+    ) -> None:
+        """Fold rows with their (key, tie) pairs into the sample and cut it back to ``max_rows``."""
         if self.features is None:
             dtype = torch.float64 if features.dtype == torch.float64 else torch.float32
             device = features.device
         else:
             dtype, device = self.features.dtype, self.features.device
-        features, targets, keys = features.to(device, dtype), targets.to(device), keys.to(device)
+        features, targets = features.to(device, dtype), targets.to(device)
+        keys, ties = keys.to(device), ties.to(device)
         if self.bound is not None:
-            keep = keys < self.bound
-            features, targets, keys = features[keep], targets[keep], keys[keep]
+            key, tie = self.bound
+            keep = (keys < key) | ((keys == key) & (ties <= tie))
+            features, targets, keys, ties = features[keep], targets[keep], keys[keep], ties[keep]
         if self.features is not None:
             features = torch.cat([self.features, features])
             targets = torch.cat([self.targets, targets])
-            keys = torch.cat([self.keys, keys])
-        keys, order = torch.sort(keys, stable=True)
-        features, targets = features[order], targets[order]
+            keys, ties = torch.cat([self.keys, keys]), torch.cat([self.ties, ties])
+        _, order = torch.sort(ties, stable=True)  # lexicographic: by tie, then stably by key
+        _, by_key = torch.sort(keys[order], stable=True)
+        order = order[by_key]
+        features, targets, keys, ties = features[order], targets[order], keys[order], ties[order]
         if keys.shape[0] > self.max_rows:
-            self.bound = int(keys[self.max_rows])
-            keep = int(torch.searchsorted(keys, self.bound))
-            features, targets, keys = features[:keep], targets[:keep], keys[:keep]
-        self.features, self.targets, self.keys = features, targets, keys
+            cut = self.max_rows
+            self.bound = (int(keys[cut]), int(ties[cut]))
+            features, targets = features[:cut], targets[:cut]
+            keys, ties = keys[:cut], ties[:cut]
+        self.features, self.targets, self.keys, self.ties = features, targets, keys, ties
 
     def merge(self, other: RowSample) -> RowSample:
         self._check_mergeable(other)
@@ -143,7 +168,7 @@ class RowSample(Statistics):
                 [self.encoder.add(label) for label in other.encoder.classes], dtype=torch.long
             )
             targets = mapping.to(targets.device)[targets]
-        self._add(other.features, targets, other.keys)
+        self._add(other.features, targets, other.keys, other.ties)
         self.n += other.n
         return self
 
@@ -165,7 +190,10 @@ class RowSample(Statistics):
             "bound": self.bound,
         }
         if self.features is not None:
-            state.update(features=self.features.cpu(), targets=self.targets.cpu(), keys=self.keys.cpu())
+            state.update(
+                features=self.features.cpu(), targets=self.targets.cpu(), keys=self.keys.cpu(),
+                ties=self.ties.cpu(),
+            )
             if not self.regression:
                 state["classes"] = list(self.encoder.classes)
         return state
@@ -177,11 +205,13 @@ class RowSample(Statistics):
         return stats
 
     def _load(self, state: dict[str, Any], device: str | torch.device) -> None:
-        self.n, self.bound = int(state["n"]), state["bound"]
+        self.n = int(state["n"])
+        self.bound = None if state["bound"] is None else tuple(int(v) for v in state["bound"])
         if "features" in state:
             self.features = torch.as_tensor(state["features"]).to(device)
             self.targets = torch.as_tensor(state["targets"]).to(device)
             self.keys = torch.as_tensor(state["keys"], dtype=torch.int64).to(device)
+            self.ties = torch.as_tensor(state["ties"], dtype=torch.int64).to(device)
             if not self.regression:
                 self.encoder = ClassEncoder(state["classes"])
 
@@ -221,7 +251,7 @@ class SourcePredictions(RowSample):
             (rows, probs.argmax(1)), torch.ones_like(rows, dtype=torch.float64), accumulate=True
         )
         self._add_joint(soft, hard)
-        self._add(logits, targets, row_keys(logits, self.seed))
+        self._add(logits, targets, *self._keys(logits, targets))
         self.n += logits.shape[0]
         return self
 
@@ -239,8 +269,8 @@ class SourcePredictions(RowSample):
         self.hard_joint += hard
 
     def merge(self, other: SourcePredictions) -> SourcePredictions:
+        self._check_mergeable(other)
         if other.soft_joint is not None:
-            self._check_mergeable(other)
             if self.dim is not None and self.dim != other.dim:
                 raise ValueError(
                     f"Cannot merge predictions over {other.dim} source classes into {self.dim}; "
@@ -271,8 +301,3 @@ class SourcePredictions(RowSample):
         if "soft_joint" in state:
             self.soft_joint = torch.as_tensor(state["soft_joint"], dtype=torch.float64).to(device)
             self.hard_joint = torch.as_tensor(state["hard_joint"], dtype=torch.float64).to(device)
-
-
-def as_numpy_rows(features: torch.Tensor) -> np.ndarray:
-    """A float64 numpy copy of sampled rows (for the small dense solves of row estimators)."""
-    return features.detach().to("cpu", torch.float64).numpy()

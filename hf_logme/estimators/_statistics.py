@@ -101,7 +101,7 @@ class GramStatistics(Statistics):
         return None if self.gram is None else self.gram.device
 
     def _allocate(self, dim: int, num_targets: int, device: torch.device) -> None:
-        zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)  # noqa: E731
+        zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)
         self.gram = zeros(dim, dim)
         self.cross, self.target_sum = zeros(num_targets, dim), zeros(num_targets)
         self.norm4_sum, self.norm2_feature_sum = zeros(), zeros(dim)
@@ -213,7 +213,7 @@ class GramStatistics(Statistics):
         """Rebuild statistics saved with ``state_dict()``, placed on ``device``."""
         stats = cls(regression=bool(state["regression"]), n=int(state["n"]))
         if "gram" in state:
-            to = lambda t: torch.as_tensor(t, dtype=torch.float64).to(device)  # noqa: E731
+            to = lambda t: torch.as_tensor(t, dtype=torch.float64).to(device)
             stats.gram, stats.cross = to(state["gram"]), to(state["cross"])
             stats.target_sum = to(state["target_sum"])
             if "norm4_sum" in state:
