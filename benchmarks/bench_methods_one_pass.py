@@ -87,6 +87,11 @@ def main() -> None:
             best[name] = min(best[name], sum(row.extract_s for row in ranking.rows))
             scoring[name] = min(scoring[name], sum(row.score_s for row in ranking.rows))
             forward_calls[name] = calls[0]
+            print(
+                f"  run: {name:10s} extract {sum(r.extract_s for r in ranking.rows):7.2f}s "
+                f"score {sum(r.score_s for r in ranking.rows):6.2f}s forward calls {calls[0]}",
+                flush=True,
+            )
     print(
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, device={args.device}; {len(models)} candidates x "

@@ -87,11 +87,10 @@ def reference_gbc(f, y, gaussian_type):
         for b, (m2, s2) in stats.items():
             if a == b:
                 continue
-            if gaussian_type == "spherical":
-                s1, s2 = np.mean(s1), np.mean(s2)
-            avg = (s1 + s2) / 2
+            v1, v2 = (np.mean(s1), np.mean(s2)) if gaussian_type == "spherical" else (s1, s2)
+            avg = (v1 + v2) / 2
             distance = np.sum((m1 - m2) ** 2 / avg) / 8 + 0.5 * (
-                np.sum(np.log(avg)) - 0.5 * np.sum(np.log(s1)) - 0.5 * np.sum(np.log(s2))
+                np.sum(np.log(avg)) - 0.5 * np.sum(np.log(v1)) - 0.5 * np.sum(np.log(v2))
             )
             total += np.exp(-distance)
     return -total

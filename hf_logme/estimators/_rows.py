@@ -35,15 +35,15 @@ def row_keys(features: torch.Tensor, seed: int) -> torch.Tensor:
     """
     rows = features.contiguous()
     if rows.element_size() == 2:
-        words = rows.view(torch.int16).to(torch.int64) & 0xFFFF
+        words, mask = rows.view(torch.int16), 0xFFFF
     else:  # 4- and 8-byte values are hashed as 32-bit words
-        words = rows.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+        words, mask = rows.view(torch.int32), 0xFFFFFFFF
     generator = torch.Generator().manual_seed(seed)
     mult = torch.randint(1, _PRIME, (2, words.shape[1]), generator=generator, dtype=torch.int64)
     mult = mult.to(words.device)
     keys = []
-    for start in range(0, words.shape[0], _HASH_ROWS):
-        block = words[start : start + _HASH_ROWS]
+    for start in range(0, words.shape[0], _HASH_ROWS):  # int64 copies of one block at a time
+        block = words[start : start + _HASH_ROWS].to(torch.int64) & mask
         h1 = ((block * mult[0]) % _PRIME).sum(1) % _PRIME
         h2 = ((block * mult[1]) % _PRIME).sum(1) % _PRIME
         keys.append(h1 * _PRIME + h2)

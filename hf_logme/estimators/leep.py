@@ -70,9 +70,9 @@ class LEEP(SourceEstimator):
         classes, soft, _ = self._joints()
         stats = self.statistics
         conditional = soft / soft.sum(0).clamp(min=torch.finfo(soft.dtype).tiny)  # P(y | z)
-        _, codes = stats.labels()
+        sampled_classes, codes = stats.labels()
         # The sample's codes index the classes present in it; map them to all classes.
-        present = [classes.index(c) for c in stats.labels()[0]]
+        present = [classes.index(c) for c in sampled_classes]
         codes = torch.tensor(present, device=codes.device)[codes]
         theta = torch.softmax(stats.features.to(torch.float64), dim=1)
         likelihood = (theta * conditional[codes.to(conditional.device)]).sum(1)
