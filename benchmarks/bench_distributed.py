@@ -58,7 +58,9 @@ def _reduce_worker(rank: int, port: int, dim: int, classes: int, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     rng = np.random.default_rng(rank)
-    metric = hf_logme.LogME().update(rng.normal(size=(4 * dim, dim)), rng.integers(0, classes, 4 * dim))
+    metric = hf_logme.LogME().update(
+        rng.normal(size=(4 * dim, dim)), rng.integers(0, classes, 4 * dim)
+    )
     all_reduce_statistics(metric.statistics)  # warm-up
     dist.barrier()
     start = time.perf_counter()
@@ -75,12 +77,16 @@ def bench_all_reduce(dim: int, classes: int) -> float:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     queue = mp.get_context("spawn").SimpleQueue()
-    mp.start_processes(_reduce_worker, args=(port, dim, classes, queue), nprocs=2, start_method="spawn")
+    mp.start_processes(
+        _reduce_worker, args=(port, dim, classes, queue), nprocs=2, start_method="spawn"
+    )
     return max(queue.get() for _ in range(2))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=1000)
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent / "examples"))
@@ -95,21 +101,59 @@ def main() -> None:
         minilm.symlink_to(minilm_path(), target_is_directory=True)
         copy.symlink_to(minilm_path(), target_is_directory=True)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp / "hf-home")}
-        rank = ["-m", "hf_logme.cli", "rank", "--dataset", str(data), "--label-column", "score",
-                "--max-length", "128", "--no-cache", "-q"]
-        launch = [accelerate, "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                  "--dynamo_backend", "no", "--cpu"]
+        rank = [
+            "-m",
+            "hf_logme.cli",
+            "rank",
+            "--dataset",
+            str(data),
+            "--label-column",
+            "score",
+            "--max-length",
+            "128",
+            "--no-cache",
+            "-q",
+        ]
+        launch = [
+            accelerate,
+            "launch",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--cpu",
+        ]
         # Build the dataset's Arrow cache once, so no timed run pays for it.
-        _timed([sys.executable, "-c", f"from hf_logme.data import load_dataset_source; load_dataset_source({str(data)!r})"],
-               env)
+        _timed(
+            [
+                sys.executable,
+                "-c",
+                f"from hf_logme.data import load_dataset_source; load_dataset_source({str(data)!r})",
+            ],
+            env,
+        )
         runs = {}
         for name, command, extra_env in (
             ("1 process", [sys.executable, *rank, "--models", str(minilm)], {}),
-            ("2 processes, samples", [*launch, *rank, "--models", str(minilm), "--distribute", "samples"],
-             {"OMP_NUM_THREADS": "1"}),
-            ("1 process, 2 candidates", [sys.executable, *rank, "--models", str(minilm), str(copy)], {}),
-            ("2 processes, candidates", [*launch, *rank, "--models", str(minilm), str(copy),
-                                         "--distribute", "candidates"], {"OMP_NUM_THREADS": "1"}),
+            (
+                "2 processes, samples",
+                [*launch, *rank, "--models", str(minilm), "--distribute", "samples"],
+                {"OMP_NUM_THREADS": "1"},
+            ),
+            (
+                "1 process, 2 candidates",
+                [sys.executable, *rank, "--models", str(minilm), str(copy)],
+                {},
+            ),
+            (
+                "2 processes, candidates",
+                [*launch, *rank, "--models", str(minilm), str(copy), "--distribute", "candidates"],
+                {"OMP_NUM_THREADS": "1"},
+            ),
         ):
             out = tmp / f"{len(runs)}.json"
             seconds, _ = _timed([*command, "--output", str(out)], {**env, **extra_env})
@@ -120,14 +164,20 @@ def main() -> None:
         scores = ", ".join(f"{row['score']:.10f}" for row in rows)
         print(f"  {name:<26} {seconds:6.1f}s   LogME {scores}")
     difference = abs(two[1][0]["score"] - one[1][0]["score"]) / abs(one[1][0]["score"])
-    print(f"  samples across 2 processes / 1 process:        {two[0] / one[0]:.2f}x "
-          f"(LogME differs by {difference:.1e} relative)")
-    print(f"  candidates across 2 processes / 1 process:     "
-          f"{runs['2 processes, candidates'][0] / runs['1 process, 2 candidates'][0]:.2f}x")
+    print(
+        f"  samples across 2 processes / 1 process:        {two[0] / one[0]:.2f}x "
+        f"(LogME differs by {difference:.1e} relative)"
+    )
+    print(
+        f"  candidates across 2 processes / 1 process:     "
+        f"{runs['2 processes, candidates'][0] / runs['1 process, 2 candidates'][0]:.2f}x"
+    )
     for dim, classes in ((768, 2), (4096, 1000)):
         seconds = bench_all_reduce(dim, classes)
         megabytes = 8 * (dim * dim + classes * dim + classes) / 2**20
-        print(f"  all_reduce_statistics, D={dim}, K={classes} ({megabytes:.0f} MB float64): {1000 * seconds:.1f} ms")
+        print(
+            f"  all_reduce_statistics, D={dim}, K={classes} ({megabytes:.0f} MB float64): {1000 * seconds:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

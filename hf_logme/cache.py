@@ -189,7 +189,9 @@ class StatisticsCache:
         try:
             entry = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - a corrupt or foreign file is a miss, not a failure
-            logger.warning("Ignoring unreadable cache entry %s (%s); it will be recomputed.", path, err)
+            logger.warning(
+                "Ignoring unreadable cache entry %s (%s); it will be recomputed.", path, err
+            )
             return None
         if not isinstance(entry, dict):
             return None
@@ -197,7 +199,9 @@ class StatisticsCache:
             return None
         problem = self.validate(entry.get("value")) if self.validate is not None else None
         if problem:
-            logger.warning("Ignoring invalid cache entry %s (%s); it will be recomputed.", path, problem)
+            logger.warning(
+                "Ignoring invalid cache entry %s (%s); it will be recomputed.", path, problem
+            )
             return None
         return entry["value"]
 

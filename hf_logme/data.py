@@ -50,7 +50,9 @@ def load_dataset_source(
     import datasets
 
     path = Path(source).expanduser()
-    if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+    if path.is_dir() and (
+        (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
+    ):
         loaded = datasets.load_from_disk(str(path))
         if split is None:
             return loaded
@@ -87,7 +89,11 @@ def load_dataset_source(
     if _looks_like_path(source):
         raise InputNotFoundError(f"{source}: no such file or folder ({path.absolute()}).")
     return datasets.load_dataset(
-        str(source) if path.exists() else source, config, split=split, token=token, revision=revision
+        str(source) if path.exists() else source,
+        config,
+        split=split,
+        token=token,
+        revision=revision,
     )
 
 
@@ -110,14 +116,16 @@ def _reason(err: BaseException) -> str:
     for cause in causes:
         if isinstance(cause, UnicodeDecodeError):
             return (
-                f"it is not UTF-8 text (byte {cause.object[cause.start:cause.start + 1]!r} at "
+                f"it is not UTF-8 text (byte {cause.object[cause.start : cause.start + 1]!r} at "
                 f"position {cause.start}). Save it as UTF-8, e.g. iconv -f latin1 -t utf-8."
             )
     for cause in causes:
         if type(cause).__name__ == "EmptyDataError":
             return "it has no columns (an empty file?)."
     root = causes[-1]
-    return f"{type(root).__name__}: {str(root).strip().splitlines()[0] if str(root).strip() else ''}"
+    return (
+        f"{type(root).__name__}: {str(root).strip().splitlines()[0] if str(root).strip() else ''}"
+    )
 
 
 _ARRAY_SUFFIXES = ".npy, .npz, .pt/.pth, .safetensors (or .txt/.csv/.tsv for labels, one per line)"

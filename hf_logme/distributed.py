@@ -19,7 +19,6 @@ import torch
 from .estimators._labels import ClassEncoder
 from .estimators._statistics import GramStatistics
 
-
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -46,7 +45,9 @@ def init_from_env() -> bool:
         PartialState()  # picks the backend (nccl on GPUs, gloo on CPUs) and the local device
     except ImportError:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    logger.info("Process %d of %d.", torch.distributed.get_rank(), torch.distributed.get_world_size())
+    logger.info(
+        "Process %d of %d.", torch.distributed.get_rank(), torch.distributed.get_world_size()
+    )
     return is_distributed()
 
 
@@ -140,7 +141,9 @@ def all_reduce_statistics(stats: GramStatistics, group: Any = None) -> GramStati
     if stats.regression:
         counts = {m["num_targets"] for m in metas if m["num_targets"] is not None}
         if len(counts) > 1:
-            raise ValueError(f"Processes saw different numbers of regression targets: {sorted(counts)}.")
+            raise ValueError(
+                f"Processes saw different numbers of regression targets: {sorted(counts)}."
+            )
         num_targets = counts.pop()
     else:
         total.encoder = ClassEncoder([c for m in metas for c in (m["classes"] or [])])
@@ -169,7 +172,7 @@ def _aligned(
     stats: GramStatistics, encoder: ClassEncoder, dim: int, num_targets: int, device: torch.device
 ) -> list[torch.Tensor]:
     """This process's sums laid out for the union of targets (zeros for what it never saw)."""
-    zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)  # noqa: E731
+    zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)
     gram, cross, target_sum = zeros(dim, dim), zeros(num_targets, dim), zeros(num_targets)
     extra = [zeros(dim), zeros(num_targets)] if stats.regression else []
     if stats.gram is not None:

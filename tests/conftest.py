@@ -16,10 +16,12 @@ import tempfile
 import pytest
 
 pytest.register_assert_rewrite("hub_fixtures")
-import hub_fixtures  # noqa: E402 - binds the local Hub's socket
+import hub_fixtures
 
 _TOO_LATE = sorted({"huggingface_hub", "transformers", "datasets", "evaluate"} & set(sys.modules))
-assert not _TOO_LATE, f"{_TOO_LATE} imported before tests/conftest.py could set HF_ENDPOINT and HF_HOME"
+assert not _TOO_LATE, (
+    f"{_TOO_LATE} imported before tests/conftest.py could set HF_ENDPOINT and HF_HOME"
+)
 
 _HF_HOME = tempfile.mkdtemp(prefix="hf-logme-tests-")
 os.environ["HF_HOME"] = _HF_HOME

@@ -62,7 +62,9 @@ def install_network_guard() -> None:
                 local = host == "localhost"
             if not local:
                 _REFUSED.append(f"{host}:{address[1]}")
-                raise RuntimeError(f"Tests must not use the network; refused a connection to {host}:{address[1]}.")
+                raise RuntimeError(
+                    f"Tests must not use the network; refused a connection to {host}:{address[1]}."
+                )
         return original(self, address)
 
     socket.socket.connect = connect  # type: ignore[method-assign]
@@ -78,24 +80,44 @@ def _no_network_attempts() -> Iterator[None]:
 
 # --- tiny checkpoints ---------------------------------------------------------------------------
 #: A character-level WordPiece vocabulary: any lowercase English text tokenises without [UNK].
-TEXT_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(string.ascii_lowercase + string.digits)
-              + list(string.punctuation) + [f"##{c}" for c in string.ascii_lowercase + string.digits])
+TEXT_VOCAB = (
+    ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    + list(string.ascii_lowercase + string.digits)
+    + list(string.punctuation)
+    + [f"##{c}" for c in string.ascii_lowercase + string.digits]
+)
 
 
-def build_text_model(folder: Path, *, hidden_size: int = 16, num_layers: int = 1, seed: int = 0,
-                     head: str | None = None, tokenizer: bool = True, **save_options: Any) -> Path:
+def build_text_model(
+    folder: Path,
+    *,
+    hidden_size: int = 16,
+    num_layers: int = 1,
+    seed: int = 0,
+    head: str | None = None,
+    tokenizer: bool = True,
+    **save_options: Any,
+) -> Path:
     """Save a tiny random BERT (``head="sequence-classification"`` for a classifier) and its
     tokenizer to ``folder`` with ``save_pretrained``."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertModel, BertTokenizer
 
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(TEXT_VOCAB), hidden_size=hidden_size, num_hidden_layers=num_layers,
-                        num_attention_heads=2, intermediate_size=2 * hidden_size, max_position_embeddings=128)
+    config = BertConfig(
+        vocab_size=len(TEXT_VOCAB),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden_size,
+        max_position_embeddings=128,
+    )
     model_class = BertForSequenceClassification if head == "sequence-classification" else BertModel
     model_class(config).save_pretrained(folder, **save_options)
     if tokenizer:
-        BertTokenizer(vocab={token: i for i, token in enumerate(TEXT_VOCAB)}).save_pretrained(folder)
+        BertTokenizer(vocab={token: i for i, token in enumerate(TEXT_VOCAB)}).save_pretrained(
+            folder
+        )
     return folder
 
 
@@ -105,11 +127,26 @@ def build_vision_model(folder: Path, *, hidden_size: int = 16, seed: int = 0) ->
     from transformers import ViTConfig, ViTModel
 
     torch.manual_seed(seed)
-    ViTModel(ViTConfig(image_size=16, patch_size=8, hidden_size=hidden_size, num_hidden_layers=1,
-                       num_attention_heads=2, intermediate_size=2 * hidden_size)).save_pretrained(folder)
-    preprocessor = {"image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": 16, "width": 16},
-                    "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-                    "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}
+    ViTModel(
+        ViTConfig(
+            image_size=16,
+            patch_size=8,
+            hidden_size=hidden_size,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=2 * hidden_size,
+        )
+    ).save_pretrained(folder)
+    preprocessor = {
+        "image_processor_type": "ViTImageProcessor",
+        "do_resize": True,
+        "size": {"height": 16, "width": 16},
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
     (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor, indent=2))
     return folder
 
@@ -120,10 +157,20 @@ def build_audio_model(folder: Path, *, hidden_size: int = 16, seed: int = 0) -> 
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     torch.manual_seed(seed)
-    Wav2Vec2Model(Wav2Vec2Config(hidden_size=hidden_size, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=2 * hidden_size, conv_dim=(8, 8), conv_stride=(5, 4),
-                                 conv_kernel=(10, 8), num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-                                 vocab_size=8)).save_pretrained(folder)
+    Wav2Vec2Model(
+        Wav2Vec2Config(
+            hidden_size=hidden_size,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=2 * hidden_size,
+            conv_dim=(8, 8),
+            conv_stride=(5, 4),
+            conv_kernel=(10, 8),
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            vocab_size=8,
+        )
+    ).save_pretrained(folder)
     Wav2Vec2FeatureExtractor().save_pretrained(folder)
     return folder
 
@@ -142,16 +189,34 @@ class Entry:
     repo_type: str = "model"
 
 
-def _text(pipeline: str, downloads: int, likes: int, license: str = "apache-2.0", language: str = "en",
-          **extra: Any) -> dict[str, Any]:
-    return {"pipeline_tag": pipeline, "downloads": downloads, "likes": likes, "license": license,
-            "languages": (language,), **extra}
+def _text(
+    pipeline: str,
+    downloads: int,
+    likes: int,
+    license: str = "apache-2.0",
+    language: str = "en",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "pipeline_tag": pipeline,
+        "downloads": downloads,
+        "likes": likes,
+        "license": license,
+        "languages": (language,),
+        **extra,
+    }
 
 
 CATALOG: tuple[Entry, ...] = (
     # Loadable text encoders, by downloads: acme/bert-tiny, acme/bert-small, zeta/sentence-tiny, ...
     Entry("acme/bert-tiny", "text", _text("fill-mask", 5000, 50)),
-    Entry("acme/bert-small", "text", _text("feature-extraction", 3000, 80, "mit"), hidden_size=32, num_layers=2),
+    Entry(
+        "acme/bert-small",
+        "text",
+        _text("feature-extraction", 3000, 80, "mit"),
+        hidden_size=32,
+        num_layers=2,
+    ),
     Entry("zeta/sentence-tiny", "text", _text("sentence-similarity", 2500, 20), hidden_size=24),
     Entry("zeta/minibert-fr", "text", _text("fill-mask", 1000, 5, "mit", "fr")),
     Entry("acme/bert-sst2-tiny", "classifier", _text("text-classification", 800, 3)),
@@ -165,30 +230,77 @@ CATALOG: tuple[Entry, ...] = (
     Entry("broken/unknown-arch", "unknown-arch", _text("fill-mask", 3500, 10)),
     Entry("broken/flaky", "text", _text("fill-mask", 100, 0)),  # tests arm failures on it
     # Vision and audio.
-    Entry("acme/vit-tiny", "vision", {"pipeline_tag": "image-classification", "downloads": 900, "likes": 9,
-                                      "license": "apache-2.0"}),
-    Entry("zeta/vit-features", "vision", {"pipeline_tag": "image-feature-extraction", "downloads": 700,
-                                          "likes": 7, "license": "mit"}, hidden_size=24),
-    Entry("other/timm-net", "timm", {"pipeline_tag": "image-classification", "downloads": 8000, "likes": 90,
-                                     "library_name": "timm", "license": "apache-2.0"}),
-    Entry("acme/wav2vec2-tiny", "audio", {"pipeline_tag": "audio-classification", "downloads": 600, "likes": 6,
-                                          "license": "apache-2.0"}),
+    Entry(
+        "acme/vit-tiny",
+        "vision",
+        {
+            "pipeline_tag": "image-classification",
+            "downloads": 900,
+            "likes": 9,
+            "license": "apache-2.0",
+        },
+    ),
+    Entry(
+        "zeta/vit-features",
+        "vision",
+        {
+            "pipeline_tag": "image-feature-extraction",
+            "downloads": 700,
+            "likes": 7,
+            "license": "mit",
+        },
+        hidden_size=24,
+    ),
+    Entry(
+        "other/timm-net",
+        "timm",
+        {
+            "pipeline_tag": "image-classification",
+            "downloads": 8000,
+            "likes": 90,
+            "library_name": "timm",
+            "license": "apache-2.0",
+        },
+    ),
+    Entry(
+        "acme/wav2vec2-tiny",
+        "audio",
+        {
+            "pipeline_tag": "audio-classification",
+            "downloads": 600,
+            "likes": 6,
+            "license": "apache-2.0",
+        },
+    ),
     # A dataset for `load_dataset("acme/tiny-reviews")`: train/test CSV splits, columns text, label.
-    Entry("acme/tiny-reviews", "reviews", {"downloads": 50, "likes": 1, "license": "cc0-1.0"}, repo_type="dataset"),
+    Entry(
+        "acme/tiny-reviews",
+        "reviews",
+        {"downloads": 50, "likes": 1, "license": "cc0-1.0"},
+        repo_type="dataset",
+    ),
 )
 
 #: Rows of acme/tiny-reviews: (text, label), label 1 for positive.
-REVIEWS = [(f"{adjective} {dish}, {verdict}", int(adjective in ("great", "tasty", "lovely")))
-           for adjective in ("great", "tasty", "lovely", "bland", "cold", "awful")
-           for dish, verdict in (("pasta", "would come back"), ("soup", "says it all"), ("pie", "no more to say"),
-                                 ("salad", "see for yourself"))]
+REVIEWS = [
+    (f"{adjective} {dish}, {verdict}", int(adjective in ("great", "tasty", "lovely")))
+    for adjective in ("great", "tasty", "lovely", "bland", "cold", "awful")
+    for dish, verdict in (
+        ("pasta", "would come back"),
+        ("soup", "says it all"),
+        ("pie", "no more to say"),
+        ("salad", "see for yourself"),
+    )
+]
 
 
 def reviews_dataset():
     """``REVIEWS`` as an in-memory ``datasets.Dataset``: columns text, label (1 for positive)."""
     import datasets
 
-    return datasets.Dataset.from_dict({"text": [t for t, _ in REVIEWS], "label": [y for _, y in REVIEWS]})
+    return datasets.Dataset.from_dict(
+        {"text": [t for t, _ in REVIEWS], "label": [y for _, y in REVIEWS]}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +317,22 @@ def build_entry(entry: Entry, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     seed = sum(map(ord, entry.repo_id))
     size = {"hidden_size": entry.hidden_size, "seed": seed}
-    if entry.build in ("text", "classifier", "every-format", "remote-code", "unknown-arch", "pickle", "sharded"):
-        build_text_model(folder, num_layers=entry.num_layers,
-                         head="sequence-classification" if entry.build == "classifier" else None,
-                         **({"max_shard_size": "20KB"} if entry.build == "sharded" else {}), **size)
+    if entry.build in (
+        "text",
+        "classifier",
+        "every-format",
+        "remote-code",
+        "unknown-arch",
+        "pickle",
+        "sharded",
+    ):
+        build_text_model(
+            folder,
+            num_layers=entry.num_layers,
+            head="sequence-classification" if entry.build == "classifier" else None,
+            **({"max_shard_size": "20KB"} if entry.build == "sharded" else {}),
+            **size,
+        )
     elif entry.build == "vision":
         build_vision_model(folder, **size)
     elif entry.build == "audio":
@@ -217,13 +341,18 @@ def build_entry(entry: Entry, folder: Path) -> Path:
         import csv
 
         (folder / "data").mkdir(exist_ok=True)
-        for split, rows in (("train", [r for i, r in enumerate(REVIEWS) if i % 4 != 3]), ("test", REVIEWS[3::4])):
+        for split, rows in (
+            ("train", [r for i, r in enumerate(REVIEWS) if i % 4 != 3]),
+            ("test", REVIEWS[3::4]),
+        ):
             with open(folder / "data" / f"{split}.csv", "w", newline="") as f:
                 csv.writer(f).writerows([("text", "label"), *rows])
     elif entry.build == "timm":  # a timm checkpoint: safetensors, no transformers config
         torch.manual_seed(seed)
         save_file({"fc.weight": torch.randn(4, 8)}, str(folder / "model.safetensors"))
-        (folder / "config.json").write_text(json.dumps({"architecture": "resnet18", "num_classes": 4}))
+        (folder / "config.json").write_text(
+            json.dumps({"architecture": "resnet18", "num_classes": 4})
+        )
 
     if entry.build == "pickle":  # the same weights, only as a pickle
         from safetensors.torch import load_file
@@ -232,13 +361,21 @@ def build_entry(entry: Entry, folder: Path) -> Path:
         (folder / "model.safetensors").unlink()
     elif entry.build in ("remote-code", "unknown-arch"):
         config = json.loads((folder / "config.json").read_text())
-        config["model_type"] = "fancy-bert" if entry.build == "remote-code" else "not-in-transformers"
+        config["model_type"] = (
+            "fancy-bert" if entry.build == "remote-code" else "not-in-transformers"
+        )
         config["architectures"] = ["FancyBertModel"]
         if entry.build == "remote-code":
-            config["auto_map"] = {"AutoConfig": "configuration_fancy.FancyBertConfig",
-                                  "AutoModel": "modeling_fancy.FancyBertModel"}
-            (folder / "modeling_fancy.py").write_text("raise RuntimeError('remote code must not run in tests')\n")
-            (folder / "configuration_fancy.py").write_text("raise RuntimeError('remote code must not run')\n")
+            config["auto_map"] = {
+                "AutoConfig": "configuration_fancy.FancyBertConfig",
+                "AutoModel": "modeling_fancy.FancyBertModel",
+            }
+            (folder / "modeling_fancy.py").write_text(
+                "raise RuntimeError('remote code must not run in tests')\n"
+            )
+            (folder / "configuration_fancy.py").write_text(
+                "raise RuntimeError('remote code must not run')\n"
+            )
         (folder / "config.json").write_text(json.dumps(config, indent=2))
     elif entry.build == "every-format":  # what a popular repo carries besides safetensors
         from safetensors.torch import load_file
@@ -249,7 +386,9 @@ def build_entry(entry: Entry, folder: Path) -> Path:
             (folder / name).write_bytes(b"not loaded by transformers " + name.encode())
         (folder / "1_Pooling").mkdir()
         (folder / "1_Pooling/config.json").write_text('{"pooling_mode_mean_tokens": true}')
-    (folder / "README.md").write_text(f"---\nlicense: {entry.metadata.get('license')}\n---\n# {entry.repo_id}\n")
+    (folder / "README.md").write_text(
+        f"---\nlicense: {entry.metadata.get('license')}\n---\n# {entry.repo_id}\n"
+    )
     return folder
 
 
@@ -258,15 +397,21 @@ def hub_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubServer]:
     """The local Hub, serving ``CATALOG`` (built once per session)."""
     root = tmp_path_factory.mktemp("hub-catalog")
     for entry in CATALOG:
-        SERVER.add_repo(entry.repo_id, build_entry(entry, root / entry.repo_id.replace("/", "--")),
-                        repo_type=entry.repo_type, **entry.metadata)
+        SERVER.add_repo(
+            entry.repo_id,
+            build_entry(entry, root / entry.repo_id.replace("/", "--")),
+            repo_type=entry.repo_type,
+            **entry.metadata,
+        )
     SERVER.start()
     yield SERVER
     SERVER.stop()
 
 
 @pytest.fixture
-def hub(hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
+def hub(
+    hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HubServer]:
     """The local Hub for one test, with online mode and a fresh Hub cache for that test."""
     from huggingface_hub import constants
 
@@ -291,8 +436,13 @@ def hub(hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def hub_env(hub: HubServer, tmp_path: Path) -> dict[str, str]:
     """Environment for a subprocess talking to the local Hub, with its own HF_HOME."""
     env = dict(os.environ)
-    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_OFFLINE="0",
-               TRANSFORMERS_OFFLINE="0", HF_DATASETS_OFFLINE="0")
+    env.update(
+        HF_ENDPOINT=hub.endpoint,
+        HF_HOME=str(tmp_path / "hf-home"),
+        HF_HUB_OFFLINE="0",
+        TRANSFORMERS_OFFLINE="0",
+        HF_DATASETS_OFFLINE="0",
+    )
     for name in ("HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_TOKEN"):
         env.pop(name, None)
     return env
@@ -302,4 +452,3 @@ def hub_env(hub: HubServer, tmp_path: Path) -> dict[str, str]:
 def hub_token(hub: HubServer) -> str:
     """A token the local Hub accepts (user ``tester``)."""
     return HUB_TOKEN
-

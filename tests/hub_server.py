@@ -70,26 +70,106 @@ REPO_TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 URL_PREFIXES = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
 # Files stored with Git LFS on the Hub (its default .gitattributes), plus anything over 10 MB.
-LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx",
-                ".parquet", ".arrow", ".npy", ".npz", ".model", ".zip", ".gz", ".tar")
+LFS_SUFFIXES = (
+    ".safetensors",
+    ".bin",
+    ".pt",
+    ".pth",
+    ".ckpt",
+    ".h5",
+    ".msgpack",
+    ".onnx",
+    ".parquet",
+    ".arrow",
+    ".npy",
+    ".npz",
+    ".model",
+    ".zip",
+    ".gz",
+    ".tar",
+)
 LFS_MIN_SIZE = 10 * 1024 * 1024
 LFS_POINTER_SIZE = 134
 
-MODEL_EXPAND = frozenset({
-    "author", "baseModels", "cardData", "childrenModelCount", "config", "createdAt", "disabled",
-    "downloads", "downloadsAllTime", "evalResults", "gated", "gguf", "inference",
-    "inferenceProviderMapping", "lastModified", "library_name", "likes", "mask_token", "model-index",
-    "pipeline_tag", "private", "resourceGroup", "safetensors", "sha", "siblings", "spaces", "tags",
-    "transformersInfo", "trendingScore", "usedStorage", "widgetData",
-})
+MODEL_EXPAND = frozenset(
+    {
+        "author",
+        "baseModels",
+        "cardData",
+        "childrenModelCount",
+        "config",
+        "createdAt",
+        "disabled",
+        "downloads",
+        "downloadsAllTime",
+        "evalResults",
+        "gated",
+        "gguf",
+        "inference",
+        "inferenceProviderMapping",
+        "lastModified",
+        "library_name",
+        "likes",
+        "mask_token",
+        "model-index",
+        "pipeline_tag",
+        "private",
+        "resourceGroup",
+        "safetensors",
+        "sha",
+        "siblings",
+        "spaces",
+        "tags",
+        "transformersInfo",
+        "trendingScore",
+        "usedStorage",
+        "widgetData",
+    }
+)
 # What GET /api/models returns per model without `expand` (and with `full`), as the Hub does.
-MODEL_LIST_FIELDS = ("modelId", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-                     "library_name", "createdAt")
-MODEL_FULL_FIELDS = MODEL_LIST_FIELDS + ("author", "sha", "lastModified", "gated", "disabled", "siblings")
-LIST_MODELS_PARAMS = frozenset({"search", "author", "filter", "pipeline_tag", "gated", "num_parameters",
-                                "sort", "direction", "limit", "full", "config", "expand", "cursor"})
-SORT_KEYS = {"downloads": "downloads", "likes": "likes", "trendingScore": "trending_score",
-             "createdAt": "created_at", "lastModified": "last_modified"}
+MODEL_LIST_FIELDS = (
+    "modelId",
+    "likes",
+    "trendingScore",
+    "private",
+    "downloads",
+    "tags",
+    "pipeline_tag",
+    "library_name",
+    "createdAt",
+)
+MODEL_FULL_FIELDS = MODEL_LIST_FIELDS + (
+    "author",
+    "sha",
+    "lastModified",
+    "gated",
+    "disabled",
+    "siblings",
+)
+LIST_MODELS_PARAMS = frozenset(
+    {
+        "search",
+        "author",
+        "filter",
+        "pipeline_tag",
+        "gated",
+        "num_parameters",
+        "sort",
+        "direction",
+        "limit",
+        "full",
+        "config",
+        "expand",
+        "cursor",
+    }
+)
+SORT_KEYS = {
+    "downloads": "downloads",
+    "likes": "likes",
+    "trendingScore": "trending_score",
+    "createdAt": "created_at",
+    "lastModified": "last_modified",
+}
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
 _EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -128,7 +208,12 @@ class HubFile:
         return self.sha256 if self.is_lfs else self.oid
 
     def tree_entry(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"type": "file", "oid": self.oid, "size": self.size, "path": self.path}
+        entry: dict[str, Any] = {
+            "type": "file",
+            "oid": self.oid,
+            "size": self.size,
+            "path": self.path,
+        }
         if self.is_lfs:
             entry["lfs"] = {"oid": self.sha256, "size": self.size, "pointerSize": LFS_POINTER_SIZE}
         return entry
@@ -221,7 +306,7 @@ class Repo:
         weights = [f for path, f in sorted(commit.files.items()) if path.endswith(".safetensors")]
         for file in weights:
             (header_size,) = struct.unpack("<Q", file.content[:8])
-            header = json.loads(file.content[8:8 + header_size])
+            header = json.loads(file.content[8 : 8 + header_size])
             for name, tensor in header.items():
                 if name != "__metadata__":
                     n = 1
@@ -264,7 +349,11 @@ class Repo:
             if blobs:
                 sibling.update(size=f.size, blobId=f.oid)
                 if f.is_lfs:
-                    sibling["lfs"] = {"sha256": f.sha256, "size": f.size, "pointerSize": LFS_POINTER_SIZE}
+                    sibling["lfs"] = {
+                        "sha256": f.sha256,
+                        "size": f.size,
+                        "pointerSize": LFS_POINTER_SIZE,
+                    }
             siblings.append(sibling)
         props: dict[str, Any] = {
             "_id": hashlib.md5(self.repo_id.encode()).hexdigest()[:24],
@@ -284,8 +373,14 @@ class Repo:
             "usedStorage": sum(f.size for f in commit.files.values()),
         }
         if self.repo_type == "model":
-            props.update(modelId=self.repo_id, library_name=self.library_name, pipeline_tag=self.pipeline_tag,
-                         config=self.config(commit), safetensors=self.safetensors(commit), spaces=[])
+            props.update(
+                modelId=self.repo_id,
+                library_name=self.library_name,
+                pipeline_tag=self.pipeline_tag,
+                config=self.config(commit),
+                safetensors=self.safetensors(commit),
+                spaces=[],
+            )
         elif self.repo_type == "space":
             props.update(sdk=self.sdk, runtime={"stage": "RUNNING"})
         return {key: value for key, value in props.items() if value is not None}
@@ -317,14 +412,19 @@ class Failure:
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
-        return (method == self.method and fnmatch.fnmatchcase(path, self.path)
-                and (self.times is None or self.hits < self.times))
+        return (
+            method == self.method
+            and fnmatch.fnmatchcase(path, self.path)
+            and (self.times is None or self.hits < self.times)
+        )
 
 
 class HubError(Exception):
     """An HTTP error answer, with the headers the huggingface_hub client reads."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None):
+    def __init__(
+        self, status: int, message: str, code: str | None = None, commit: str | None = None
+    ):
         super().__init__(message)
         self.status, self.message, self.code, self.commit = status, message, code, commit
 
@@ -360,7 +460,9 @@ class HubServer:
 
     def start(self) -> HubServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="hub-server", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="hub-server", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -372,18 +474,29 @@ class HubServer:
         self._httpd.server_close()
 
     # --- registry ----------------------------------------------------------------------------
-    def add_repo(self, repo_id: str, files: Mapping[str, bytes | str | Path] | Path | str | None = None, *,
-                 repo_type: str = "model", commit_message: str | None = None, **metadata: Any) -> Repo:
+    def add_repo(
+        self,
+        repo_id: str,
+        files: Mapping[str, bytes | str | Path] | Path | str | None = None,
+        *,
+        repo_type: str = "model",
+        commit_message: str | None = None,
+        **metadata: Any,
+    ) -> Repo:
         """Create a repo, or commit a new version of it, with ``files`` (a folder, or paths to
         contents as bytes, text or a local file). ``metadata`` sets ``Repo`` fields, e.g.
         ``pipeline_tag``, ``library_name``, ``downloads``, ``likes``, ``gated``, ``license``,
         ``languages``, ``tags``. Models default to ``library_name="transformers"``."""
         if repo_type not in URL_PREFIXES or repo_id.count("/") != 1:
-            raise ValueError(f"repo_type must be one of {sorted(URL_PREFIXES)} and repo_id 'owner/name'; "
-                             f"got {repo_type!r}, {repo_id!r}.")
+            raise ValueError(
+                f"repo_type must be one of {sorted(URL_PREFIXES)} and repo_id 'owner/name'; "
+                f"got {repo_type!r}, {repo_id!r}."
+            )
         allowed = set(Repo.__dataclass_fields__) - {"repo_id", "repo_type", "commits", "refs"}
         if set(metadata) - allowed:
-            raise TypeError(f"Unknown repo metadata {sorted(set(metadata) - allowed)}; use {sorted(allowed)}.")
+            raise TypeError(
+                f"Unknown repo metadata {sorted(set(metadata) - allowed)}; use {sorted(allowed)}."
+            )
         with self.lock:
             repo = self._repos.get((repo_type, repo_id))
             if repo is None:
@@ -397,7 +510,10 @@ class HubServer:
             for key in ("tags", "languages"):
                 setattr(repo, key, tuple(getattr(repo, key)))
             if files is not None or "main" not in repo.refs:
-                repo.commit(_read_files(files), commit_message or ("Initial commit" if not repo.refs else "Update"))
+                repo.commit(
+                    _read_files(files),
+                    commit_message or ("Initial commit" if not repo.refs else "Update"),
+                )
             return repo
 
     def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
@@ -410,9 +526,15 @@ class HubServer:
     def snapshot(self) -> dict[tuple[str, str], Repo]:
         """A copy of the registry, for ``restore``: repos added or changed later are undone."""
         with self.lock:
-            return {key: replace(repo, commits=dict(repo.commits), refs=dict(repo.refs),
-                                granted_users=set(repo.granted_users))
-                    for key, repo in self._repos.items()}
+            return {
+                key: replace(
+                    repo,
+                    commits=dict(repo.commits),
+                    refs=dict(repo.refs),
+                    granted_users=set(repo.granted_users),
+                )
+                for key, repo in self._repos.items()
+            }
 
     def restore(self, snapshot: dict[tuple[str, str], Repo]) -> None:
         """Put back the registry of a ``snapshot()`` (once: its repos are live again)."""
@@ -424,8 +546,16 @@ class HubServer:
             return [r for (t, _), r in self._repos.items() if t == repo_type]
 
     # --- test controls -------------------------------------------------------------------------
-    def fail(self, path: str, *, method: str = "GET", status: int = 500, truncate: bool = False,
-             stall: float = 0.0, times: int | None = None) -> Failure:
+    def fail(
+        self,
+        path: str,
+        *,
+        method: str = "GET",
+        status: int = 500,
+        truncate: bool = False,
+        stall: float = 0.0,
+        times: int | None = None,
+    ) -> Failure:
         """Make requests whose decoded path matches the glob ``path`` fail, e.g.
         ``server.fail("/org/m/resolve/*/model.safetensors")``. The client retries 5xx answers to
         API calls with backoff (seconds), but not to file GETs: fail those."""
@@ -444,15 +574,21 @@ class HubServer:
     def count(self, path: str = "*", *, method: str | None = None) -> int:
         """Number of requests whose decoded path matches the glob ``path`` (and ``method``)."""
         with self.lock:
-            return sum(1 for r in self.requests
-                       if fnmatch.fnmatchcase(r.path, path) and (method is None or r.method == method))
+            return sum(
+                1
+                for r in self.requests
+                if fnmatch.fnmatchcase(r.path, path) and (method is None or r.method == method)
+            )
 
     def downloads(self, repo_id: str, repo_type: str = "model") -> list[str]:
         """Paths of the files of ``repo_id`` whose content was served (successful GETs), in order."""
         prefix = f"/{URL_PREFIXES[repo_type]}{repo_id}/resolve/"
         with self.lock:
-            return [r.path[len(prefix):].split("/", 1)[1] for r in self.requests
-                    if r.method == "GET" and r.path.startswith(prefix) and r.status in (200, 206)]
+            return [
+                r.path[len(prefix) :].split("/", 1)[1]
+                for r in self.requests
+                if r.method == "GET" and r.path.startswith(prefix) and r.status in (200, 206)
+            ]
 
 
 def _read_files(files: Mapping[str, bytes | str | Path] | Path | str | None) -> dict[str, HubFile]:
@@ -460,12 +596,20 @@ def _read_files(files: Mapping[str, bytes | str | Path] | Path | str | None) -> 
         return {}
     if isinstance(files, (str, Path)):
         root = Path(files)
-        return {p.relative_to(root).as_posix(): HubFile(p.relative_to(root).as_posix(), p.read_bytes())
-                for p in sorted(root.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): HubFile(p.relative_to(root).as_posix(), p.read_bytes())
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
     out = {}
     for path, content in files.items():
-        data = content.read_bytes() if isinstance(content, Path) else \
-            content.encode() if isinstance(content, str) else bytes(content)
+        data = (
+            content.read_bytes()
+            if isinstance(content, Path)
+            else content.encode()
+            if isinstance(content, str)
+            else bytes(content)
+        )
         out[path] = HubFile(path, data)
     return out
 
@@ -489,7 +633,9 @@ def _flag(value: str | list[str] | None) -> bool:
 
 
 _REPO_API = r"/api/(?P<kind>models|datasets|spaces)/(?P<repo>[^/]+/[^/]+)"
-_RESOLVE = r"/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)"
+_RESOLVE = (
+    r"/(?:(?P<kind>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)"
+)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -499,20 +645,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "hf-logme-test-hub"
 
     # (method, path pattern, endpoint method `_api_<name>`); paths are matched still URL-encoded.
-    ROUTES = tuple((method, re.compile(pattern), name) for method, pattern, name in (
-        ("GET", "/api/whoami-v2", "whoami"),
-        ("GET", "/api/agent-harnesses", "agent_harnesses"),
-        ("GET", "/api/models", "list_models"),
-        ("POST", "/api/repos/create", "create_repo"),
-        ("POST", "/api/validate-yaml", "validate_yaml"),
-        ("GET", _REPO_API + r"(?:/revision/(?P<rev>[^/]+))?", "repo_info"),
-        ("GET", _REPO_API + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?", "tree"),
-        ("POST", _REPO_API + r"/paths-info/(?P<rev>[^/]+)", "paths_info"),
-        ("POST", _REPO_API + r"/preupload/(?P<rev>[^/]+)", "preupload"),
-        ("POST", _REPO_API + r"/commit/(?P<rev>[^/]+)", "commit"),
-        ("HEAD", _RESOLVE, "resolve"),
-        ("GET", _RESOLVE, "resolve"),
-    ))
+    ROUTES = tuple(
+        (method, re.compile(pattern), name)
+        for method, pattern, name in (
+            ("GET", "/api/whoami-v2", "whoami"),
+            ("GET", "/api/agent-harnesses", "agent_harnesses"),
+            ("GET", "/api/models", "list_models"),
+            ("POST", "/api/repos/create", "create_repo"),
+            ("POST", "/api/validate-yaml", "validate_yaml"),
+            ("GET", _REPO_API + r"(?:/revision/(?P<rev>[^/]+))?", "repo_info"),
+            ("GET", _REPO_API + r"/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?", "tree"),
+            ("POST", _REPO_API + r"/paths-info/(?P<rev>[^/]+)", "paths_info"),
+            ("POST", _REPO_API + r"/preupload/(?P<rev>[^/]+)", "preupload"),
+            ("POST", _REPO_API + r"/commit/(?P<rev>[^/]+)", "commit"),
+            ("HEAD", _RESOLVE, "resolve"),
+            ("GET", _RESOLVE, "resolve"),
+        )
+    )
 
     @property
     def hub(self) -> HubServer:
@@ -559,7 +708,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     getattr(self, f"_api_{name}")(**params)
                     break
             else:
-                raise HubError(404, f"{self.command} {self.decoded_path} is not served by the test Hub.")
+                raise HubError(
+                    404, f"{self.command} {self.decoded_path} is not served by the test Hub."
+                )
         except HubError as err:
             self._send_error(err)
         except BrokenPipeError:
@@ -567,11 +718,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - a bug in this server: answer 500, keep the traceback for the test
             with self.hub.lock:
                 self.hub.errors.append(traceback.format_exc())
-            self._send_error(HubError(500, "Internal error in the test Hub (see HubServer.errors)."))
+            self._send_error(
+                HubError(500, "Internal error in the test Hub (see HubServer.errors).")
+            )
         finally:
             with self.hub.lock:
-                self.hub.requests.append(Request(self.command, self.decoded_path, self.query, self.status,
-                                                 self.user is not None))
+                self.hub.requests.append(
+                    Request(
+                        self.command,
+                        self.decoded_path,
+                        self.query,
+                        self.status,
+                        self.user is not None,
+                    )
+                )
 
     def _authenticate(self) -> None:
         header = self.headers.get("Authorization")
@@ -590,19 +750,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     return failure
         return None
 
-    def _send(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None,
-              content_length: int | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        content_length: int | None = None,
+    ) -> None:
         self.status = status
         self.send_response(status)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body) if content_length is None else content_length))
+        self.send_header(
+            "Content-Length", str(len(body) if content_length is None else content_length)
+        )
         self.end_headers()
         if self.command != "HEAD" and body:
             self.wfile.write(body)
 
-    def _send_json(self, data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
-        self._send(status, json.dumps(data).encode(), {"Content-Type": "application/json", **(headers or {})})
+    def _send_json(
+        self, data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self._send(
+            status,
+            json.dumps(data).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
 
     def _send_error(self, err: HubError) -> None:
         headers = {"Content-Type": "application/json", "X-Error-Message": err.message}
@@ -634,7 +807,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise HubError(400, f"Query parameters {unknown} are not supported by the test Hub.")
 
     def _select(self, props: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
-        return {"_id": props["_id"], "id": props["id"], **{k: props[k] for k in fields if k in props}}
+        return {
+            "_id": props["_id"],
+            "id": props["id"],
+            **{k: props[k] for k in fields if k in props},
+        }
 
     def _expand(self) -> list[str] | None:
         expand = self.query.get("expand")
@@ -647,7 +824,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _paginate(self, items: list[Any], page_size: int) -> tuple[list[Any], dict[str, str]]:
         start = int((self.query.get("cursor") or ["0"])[-1])
-        page = items[start:start + page_size]
+        page = items[start : start + page_size]
         headers = {}
         if start + page_size < len(items):
             query = [(k, v) for k, values in self.query.items() if k != "cursor" for v in values]
@@ -659,8 +836,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _api_whoami(self) -> None:
         if self.user is None:
             raise HubError(401, "Invalid credentials in Authorization header")
-        self._send_json({"type": "user", "name": self.user, "fullname": self.user, "orgs": [],
-                         "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}})
+        self._send_json(
+            {
+                "type": "user",
+                "name": self.user,
+                "fullname": self.user,
+                "orgs": [],
+                "auth": {
+                    "type": "access_token",
+                    "accessToken": {"displayName": "test", "role": "write"},
+                },
+            }
+        )
 
     def _api_agent_harnesses(self) -> None:
         """The registry huggingface_hub fetches once a day to detect AI agents: empty."""
@@ -668,7 +855,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _api_list_models(self) -> None:
         self._check_params(LIST_MODELS_PARAMS)
-        q = {key: values[-1] for key, values in self.query.items() if key not in ("filter", "expand")}
+        q = {
+            key: values[-1] for key, values in self.query.items() if key not in ("filter", "expand")
+        }
         expand = self._expand()
         if expand is not None and (_flag(q.get("full")) or _flag(q.get("config"))):
             raise HubError(400, "expand cannot be combined with full or config.")
@@ -676,7 +865,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for part in filter(None, q.get("num_parameters", "").split(",")):
             key, _, value = part.partition(":")
             if key not in bounds:
-                raise HubError(400, f"num_parameters takes 'min:<n>' and/or 'max:<n>'; got {part!r}.")
+                raise HubError(
+                    400, f"num_parameters takes 'min:<n>' and/or 'max:<n>'; got {part!r}."
+                )
             bounds[key] = _parse_size(value)
         sort = q.get("sort")
         if sort is not None and sort not in SORT_KEYS:
@@ -684,18 +875,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
         def selected(repo: Repo) -> bool:
             n_params = repo.num_parameters()
-            return ((q.get("search", "").lower() in repo.repo_id.lower())
-                    and q.get("author", repo.repo_id.split("/")[0]) == repo.repo_id.split("/")[0]
-                    and set(self.query.get("filter", [])) <= set(repo.all_tags(repo.head))
-                    and q.get("pipeline_tag", repo.pipeline_tag) == repo.pipeline_tag
-                    and ("gated" not in q or _flag(q["gated"]) == bool(repo.gated))
-                    and ("num_parameters" not in q
-                         or (n_params is not None and bounds["min"] <= n_params <= bounds["max"])))
+            return (
+                (q.get("search", "").lower() in repo.repo_id.lower())
+                and q.get("author", repo.repo_id.split("/")[0]) == repo.repo_id.split("/")[0]
+                and set(self.query.get("filter", [])) <= set(repo.all_tags(repo.head))
+                and q.get("pipeline_tag", repo.pipeline_tag) == repo.pipeline_tag
+                and ("gated" not in q or _flag(q["gated"]) == bool(repo.gated))
+                and (
+                    "num_parameters" not in q
+                    or (n_params is not None and bounds["min"] <= n_params <= bounds["max"])
+                )
+            )
 
         models = [repo for repo in self.hub.repos("model") if selected(repo)]
         if sort is not None:  # descending unless direction=1; ties by id
             models.sort(key=lambda r: r.repo_id)
-            models.sort(key=lambda r: getattr(r, SORT_KEYS[sort]), reverse=q.get("direction") != "1")
+            models.sort(
+                key=lambda r: getattr(r, SORT_KEYS[sort]), reverse=q.get("direction") != "1"
+            )
         page, headers = self._paginate(models, min(int(q.get("limit", self.hub.page_size)), 1000))
         if expand is not None:
             fields: Iterable[str] = expand
@@ -707,7 +904,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _api_repo_info(self, kind: str, repo: str, rev: str = "main") -> None:
         self._check_params(frozenset({"expand", "blobs", "securityStatus"}))
         repo_obj = self._repo(kind, repo)
-        props = repo_obj.properties(self._at_revision(repo_obj, rev), blobs=_flag(self.query.get("blobs")))
+        props = repo_obj.properties(
+            self._at_revision(repo_obj, rev), blobs=_flag(self.query.get("blobs"))
+        )
         expand = self._expand() if kind == "models" else None
         self._send_json(props if expand is None else self._select(props, expand))
 
@@ -715,7 +914,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._check_params(frozenset({"recursive", "expand", "cursor", "limit"}))
         repo_obj = self._repo(kind, repo)
         commit = self._at_revision(repo_obj, rev)
-        entries = _tree_entries(commit, path.strip("/"), recursive=_flag(self.query.get("recursive")))
+        entries = _tree_entries(
+            commit, path.strip("/"), recursive=_flag(self.query.get("recursive"))
+        )
         if entries is None:
             raise HubError(404, f"{path} does not exist on {rev}", "EntryNotFound", commit.oid)
         page, headers = self._paginate(entries, self.hub.page_size)
@@ -739,13 +940,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         commit = self._at_revision(repo_obj, rev)
         gated_path = path not in ("README.md", ".gitattributes")
         if repo_obj.gated and gated_path and self.user not in repo_obj.granted_users:
-            raise HubError(401, f"Access to model {repo} is restricted. You must have access to it and be "
-                                "authenticated to access it. Please log in.", "GatedRepo")
+            raise HubError(
+                401,
+                f"Access to model {repo} is restricted. You must have access to it and be "
+                "authenticated to access it. Please log in.",
+                "GatedRepo",
+            )
         file = commit.files.get(path)
         if file is None:
             raise HubError(404, "Entry not found", "EntryNotFound", commit.oid)
-        headers = {"Content-Type": "application/octet-stream", "ETag": f'"{file.etag}"',
-                   "X-Repo-Commit": commit.oid, "Accept-Ranges": "bytes"}
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "ETag": f'"{file.etag}"',
+            "X-Repo-Commit": commit.oid,
+            "Accept-Ranges": "bytes",
+        }
         if file.is_lfs:
             headers.update({"X-Linked-Etag": f'"{file.etag}"', "X-Linked-Size": str(file.size)})
         body, status = file.content, 200
@@ -753,7 +962,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if match and self.command == "GET":
             start = int(match.group(1))
             end = int(match.group(2)) if match.group(2) else file.size - 1
-            body, status = file.content[start:end + 1], 206
+            body, status = file.content[start : end + 1], 206
             headers["Content-Range"] = f"bytes {start}-{start + len(body) - 1}/{file.size}"
         if self.failure is not None and self.failure.truncate and self.command == "GET":
             self._send(status, body[: len(body) // 2], headers, content_length=len(body))
@@ -770,11 +979,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         url = f"{self.hub.endpoint}/{URL_PREFIXES[repo_type]}{repo_id}"
         with self.hub.lock:
             if (repo_type, repo_id) in self.hub._repos:
-                self._send_json({"error": f"You already created this {repo_type} repo", "url": url}, 409)
+                self._send_json(
+                    {"error": f"You already created this {repo_type} repo", "url": url}, 409
+                )
                 return
             files = {".gitattributes": "*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}
-            self.hub.add_repo(repo_id, files, repo_type=repo_type, sdk=payload.get("sdk"),
-                              **({"library_name": None} if repo_type == "model" else {}))
+            self.hub.add_repo(
+                repo_id,
+                files,
+                repo_type=repo_type,
+                sdk=payload.get("sdk"),
+                **({"library_name": None} if repo_type == "model" else {}),
+            )
         self._send_json({"url": url, "name": repo_id})
 
     def _api_validate_yaml(self) -> None:
@@ -787,10 +1003,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if end is None:
                 errors.append("The metadata block opened by '---' is never closed.")
             else:
-                errors += [f"Line {i + 1} is not 'key: value': {line!r}" for i, line in enumerate(lines[1:end], 1)
-                           if line.strip() and not line[0].isspace() and not line.startswith(("-", "#"))
-                           and not re.match(r"[\w.-]+:(\s|$)", line)]
-        self._send_json({"errors": [{"message": e} for e in errors], "warnings": []}, 400 if errors else 200)
+                errors += [
+                    f"Line {i + 1} is not 'key: value': {line!r}"
+                    for i, line in enumerate(lines[1:end], 1)
+                    if line.strip()
+                    and not line[0].isspace()
+                    and not line.startswith(("-", "#"))
+                    and not re.match(r"[\w.-]+:(\s|$)", line)
+                ]
+        self._send_json(
+            {"errors": [{"message": e} for e in errors], "warnings": []}, 400 if errors else 200
+        )
 
     def _api_preupload(self, kind: str, repo: str, rev: str) -> None:
         repo_obj = self._repo(kind, repo, write=True)
@@ -798,8 +1021,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         files = []
         for item in json.loads(self.body)["files"]:
             previous = existing.get(item["path"])
-            files.append({"path": item["path"], "uploadMode": "regular", "shouldIgnore": False,
-                          "oid": previous.oid if previous is not None else None})
+            files.append(
+                {
+                    "path": item["path"],
+                    "uploadMode": "regular",
+                    "shouldIgnore": False,
+                    "oid": previous.oid if previous is not None else None,
+                }
+            )
         self._send_json({"files": files, "commitOid": repo_obj.sha})
 
     def _api_commit(self, kind: str, repo: str, rev: str) -> None:
@@ -815,7 +1044,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 header = value
             elif key == "file":
                 content = value["content"]
-                data = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+                data = (
+                    base64.b64decode(content)
+                    if value.get("encoding") == "base64"
+                    else content.encode()
+                )
                 files[value["path"]] = HubFile(value["path"], data)
             elif key == "deletedFile":
                 files.pop(value["path"], None)
@@ -823,15 +1056,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 folder = value["path"].rstrip("/") + "/"
                 files = {p: f for p, f in files.items() if not p.startswith(folder)}
             else:
-                raise HubError(400, f"The test Hub accepts no {key!r} operation (uploads are all regular).")
+                raise HubError(
+                    400, f"The test Hub accepts no {key!r} operation (uploads are all regular)."
+                )
         if header is None:
             raise HubError(400, "The commit payload has no header line.")
         if header.get("parentCommit") not in (None, repo_obj.sha):
-            raise HubError(412, f"parentCommit {header['parentCommit']} is not the head {repo_obj.sha}.")
+            raise HubError(
+                412, f"parentCommit {header['parentCommit']} is not the head {repo_obj.sha}."
+            )
         with self.hub.lock:
             commit = repo_obj.commit(files, header["summary"])
         url = f"{self.hub.endpoint}/{URL_PREFIXES[repo_obj.repo_type]}{repo}/commit/{commit.oid}"
-        self._send_json({"success": True, "commitOid": commit.oid, "commitUrl": url, "hookOutput": ""})
+        self._send_json(
+            {"success": True, "commitOid": commit.oid, "commitUrl": url, "hookOutput": ""}
+        )
 
 
 def _tree_entries(commit: Commit, path: str, *, recursive: bool) -> list[dict[str, Any]] | None:
@@ -842,7 +1081,7 @@ def _tree_entries(commit: Commit, path: str, *, recursive: bool) -> list[dict[st
         return None
     entries: dict[str, dict[str, Any]] = {}
     for file_path in under:
-        parts = file_path[len(prefix):].split("/")
+        parts = file_path[len(prefix) :].split("/")
         for depth in range(1, len(parts)):
             folder = prefix + "/".join(parts[:depth])
             if recursive or depth == 1:
@@ -855,4 +1094,8 @@ def _tree_entries(commit: Commit, path: str, *, recursive: bool) -> list[dict[st
 
 
 def _folder_entry(path: str) -> dict[str, Any]:
-    return {"type": "directory", "oid": hashlib.sha1(f"tree:{path}".encode()).hexdigest(), "path": path}
+    return {
+        "type": "directory",
+        "oid": hashlib.sha1(f"tree:{path}".encode()).hexdigest(),
+        "path": path,
+    }

@@ -24,12 +24,16 @@ def test_round_trip_and_keys(tmp_path):
     cache = StatisticsCache(tmp_path)
     assert cache.get(KEY) is None
     cache.put(KEY, entry(1.0))
-    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.full((4, 4), 2.0, dtype=torch.float64))
+    assert torch.equal(
+        cache.get(KEY)["statistics"]["last"]["gram"], torch.full((4, 4), 2.0, dtype=torch.float64)
+    )
     assert cache.get({**KEY, "revision": "abd"}) is None  # any part changes the key
     assert cache.get(dict(reversed(list(KEY.items())))) is not None  # order does not
     assert StatisticsCache(tmp_path, enabled=False).get(KEY) is None
     assert StatisticsCache(tmp_path, enabled=False).put(KEY, entry(2.0)) is None
-    assert torch.equal(cache.get(KEY)["statistics"]["last"]["gram"], torch.full((4, 4), 2.0, dtype=torch.float64))
+    assert torch.equal(
+        cache.get(KEY)["statistics"]["last"]["gram"], torch.full((4, 4), 2.0, dtype=torch.float64)
+    )
 
 
 def test_default_folder_follows_the_environment_at_call_time(tmp_path, monkeypatch):
@@ -72,9 +76,15 @@ def test_concurrent_writers_never_leave_a_broken_entry(tmp_path):
 
 @pytest.mark.parametrize(
     "error",
-    [OSError(28, "No space left on device"), RuntimeError("unexpected pos 576 vs 534"), ValueError()],
+    [
+        OSError(28, "No space left on device"),
+        RuntimeError("unexpected pos 576 vs 534"),
+        ValueError(),
+    ],
 )
-def test_a_failed_write_is_a_warning_and_leaves_no_temporary_file(tmp_path, monkeypatch, caplog, error):
+def test_a_failed_write_is_a_warning_and_leaves_no_temporary_file(
+    tmp_path, monkeypatch, caplog, error
+):
     cache = StatisticsCache(tmp_path)
 
     def broken_save(*args, **kwargs):

@@ -13,8 +13,14 @@ from hf_logme.cli import main
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hf_logme.cli", "search", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hf_logme.cli", "search", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_search_prints_a_table(hub, hub_env):
@@ -22,8 +28,10 @@ def test_search_prints_a_table(hub, hub_env):
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["#", "model", "task", "params", "downloads", "likes", "license"]
-    assert [row.split()[:3] for row in rows] == [["1", "acme/vit-tiny", "image-classification"],
-                                                 ["2", "zeta/vit-features", "image-feature-extraction"]]
+    assert [row.split()[:3] for row in rows] == [
+        ["1", "acme/vit-tiny", "image-classification"],
+        ["2", "zeta/vit-features", "image-feature-extraction"],
+    ]
     assert rows[0].split()[4:] == ["900", "9", "apache-2.0"]
     params = hub.repo("acme/vit-tiny").num_parameters()
     assert rows[0].split()[3] == f"{params / 1000:.1f}K"
@@ -40,9 +48,27 @@ def test_search_json(hub, hub_env):
 
 
 def test_options_reach_the_search(hub, capsys):
-    assert main(["search", "--include-gated", "--allow-pickle", "--any-library", "--task", "fill-mask",
-                 "--task", "feature-extraction", "--sort", "likes", "--json"]) == 0
-    assert {"broken/gated", "broken/pickle-only"} <= {c["id"] for c in json.loads(capsys.readouterr().out)}
+    assert (
+        main(
+            [
+                "search",
+                "--include-gated",
+                "--allow-pickle",
+                "--any-library",
+                "--task",
+                "fill-mask",
+                "--task",
+                "feature-extraction",
+                "--sort",
+                "likes",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    assert {"broken/gated", "broken/pickle-only"} <= {
+        c["id"] for c in json.loads(capsys.readouterr().out)
+    }
     queries = [r.query for r in hub.requests if r.path == "/api/models"]
     assert sorted(q["pipeline_tag"][0] for q in queries) == ["feature-extraction", "fill-mask"]
     assert all("filter" not in q and "gated" not in q and q["sort"] == ["likes"] for q in queries)
@@ -51,8 +77,12 @@ def test_options_reach_the_search(hub, capsys):
     assert main(["search", "--max-parameters", "20K", "--json"]) == 0
     found = {c["id"]: c["num_parameters"] for c in json.loads(capsys.readouterr().out)}
     assert found and all(n <= 20_000 for n in found.values())
-    assert "acme/bert-medium" not in found and hub.repo("acme/bert-medium").num_parameters() > 20_000
-    assert [r.query["num_parameters"] for r in hub.requests if r.path == "/api/models"] == [["max:20K"]]
+    assert (
+        "acme/bert-medium" not in found and hub.repo("acme/bert-medium").num_parameters() > 20_000
+    )
+    assert [r.query["num_parameters"] for r in hub.requests if r.path == "/api/models"] == [
+        ["max:20K"]
+    ]
 
 
 def test_nothing_found_exits_1(hub, capsys):
@@ -65,7 +95,10 @@ def test_nothing_found_exits_1(hub, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--task", "fill-mask", "--modality", "text"], "Pass either task=['fill-mask'] or modality='text'"),
+        (
+            ["--task", "fill-mask", "--modality", "text"],
+            "Pass either task=['fill-mask'] or modality='text'",
+        ),
         (["--max-parameters", "-5"], "max_parameters must be an int >= 1 or None; got -5"),
     ],
 )

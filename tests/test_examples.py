@@ -12,11 +12,26 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 def test_select_then_finetune_with_trainer(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(EXAMPLES))
     example = importlib.import_module("trainer_select_then_finetune")
-    out = example.main(["--train-samples", "24", "--eval-samples", "24", "--epochs", "1", "--max-length", "32",
-                        "--output-dir", str(tmp_path)])
+    out = example.main(
+        [
+            "--train-samples",
+            "24",
+            "--eval-samples",
+            "24",
+            "--epochs",
+            "1",
+            "--max-length",
+            "32",
+            "--output-dir",
+            str(tmp_path),
+        ]
+    )
     printed = capsys.readouterr().out
     ranking = out["ranking"]
-    assert sorted(Path(row.model).name for row in ranking.scored) == ["all-MiniLM-L6-v2", "all-MiniLM-L6-v2-random-init"]
+    assert sorted(Path(row.model).name for row in ranking.scored) == [
+        "all-MiniLM-L6-v2",
+        "all-MiniLM-L6-v2-random-init",
+    ]
     assert out["best"] == ranking.best and f"Selected: {out['best']}" in printed
     ((checkpoint, result),) = out["results"].items()
     assert checkpoint == out["best"]

@@ -43,9 +43,13 @@ def test_tests_are_offline_without_the_hub_fixture():
 
 
 def test_connections_beyond_loopback_are_refused():
-    with pytest.raises(RuntimeError, match="must not use the network; refused a connection to 192.0.2.1:443"):
+    with pytest.raises(
+        RuntimeError, match="must not use the network; refused a connection to 192.0.2.1:443"
+    ):
         socket.create_connection(("192.0.2.1", 443), timeout=1)
-    assert hub_fixtures._REFUSED.pop() == "192.0.2.1:443"  # recorded, so a swallowed error still fails
+    assert (
+        hub_fixtures._REFUSED.pop() == "192.0.2.1:443"
+    )  # recorded, so a swallowed error still fails
 
 
 def test_listing_pages_follow_link_headers(hub, monkeypatch):
@@ -54,7 +58,10 @@ def test_listing_pages_follow_link_headers(hub, monkeypatch):
     assert sorted(m.id for m in HfApi().list_models()) == sorted(models)
     assert hub.count("/api/models") == -(-len(models) // 3)
     hub.reset()
-    assert [m.id for m in HfApi().list_models(sort="downloads", limit=2)] == ["other/timm-net", "broken/gated"]
+    assert [m.id for m in HfApi().list_models(sort="downloads", limit=2)] == [
+        "other/timm-net",
+        "broken/gated",
+    ]
     assert hub.count("/api/models") == 1  # `limit` is the page size
 
 
@@ -64,7 +71,10 @@ def test_listing_pages_follow_link_headers(hub, monkeypatch):
         ({"language": "en"}, "Query parameters ['language'] are not supported by the test Hub."),
         ({"expand": "nonsense"}, '"expand" must be one of'),
         ({"expand": "sha", "full": "true"}, "expand cannot be combined with full or config."),
-        ({"num_parameters": "below:5M"}, "num_parameters takes 'min:<n>' and/or 'max:<n>'; got 'below:5M'."),
+        (
+            {"num_parameters": "below:5M"},
+            "num_parameters takes 'min:<n>' and/or 'max:<n>'; got 'below:5M'.",
+        ),
         ({"num_parameters": "max:lots"}, "Invalid parameter count 'lots'"),
         ({"sort": "size"}, "sort must be one of"),
     ],
@@ -78,7 +88,9 @@ def test_client_sees_bad_requests_and_chunked_bodies_are_refused(hub):
     with pytest.raises(BadRequestError, match="expand"):
         list(HfApi().list_models(expand=["not-a-property"]))
     chunks = iter([b"paths=config.json"])
-    response = get_session().post(f"{hub.endpoint}/api/models/acme/bert-tiny/paths-info/main", content=chunks)
+    response = get_session().post(
+        f"{hub.endpoint}/api/models/acme/bert-tiny/paths-info/main", content=chunks
+    )
     assert response.status_code == 411
 
 
@@ -93,7 +105,9 @@ def test_errors_map_to_the_client_error_classes(hub, tmp_path):
         hf_hub_download("broken/gated", "config.json", cache_dir=tmp_path)
     with pytest.raises(HfHubHTTPError, match="Invalid credentials"):
         HfApi(token="hf_wrong").model_info("acme/bert-tiny")
-    hf_hub_download("broken/gated", "README.md", cache_dir=tmp_path)  # the card of a gated repo is public
+    hf_hub_download(
+        "broken/gated", "README.md", cache_dir=tmp_path
+    )  # the card of a gated repo is public
 
 
 def test_old_commits_stay_downloadable(hub, tmp_path):
@@ -101,7 +115,9 @@ def test_old_commits_stay_downloadable(hub, tmp_path):
     old_sha, old_config = old.sha, old.files["config.json"]
     hub.add_repo("acme/bert-tiny", build_text_model(tmp_path / "v2", hidden_size=24))
     assert HfApi().model_info("acme/bert-tiny").sha == hub.repo("acme/bert-tiny").sha != old_sha
-    path = hf_hub_download("acme/bert-tiny", "config.json", revision=old_sha, cache_dir=tmp_path / "c")
+    path = hf_hub_download(
+        "acme/bert-tiny", "config.json", revision=old_sha, cache_dir=tmp_path / "c"
+    )
     assert Path(path).read_bytes() == old_config
 
 
@@ -132,20 +148,28 @@ def test_load_dataset_from_the_local_hub(hub):
 def test_space_upload_round_trip(hub, hub_token, tmp_path):
     folder = tmp_path / "space"
     folder.mkdir()
-    files = {"README.md": "---\nsdk: gradio\n---\n", "app.py": "print('hi')\n", "requirements.txt": "hf-logme\n"}
+    files = {
+        "README.md": "---\nsdk: gradio\n---\n",
+        "app.py": "print('hi')\n",
+        "requirements.txt": "hf-logme\n",
+    }
     for name, text in files.items():
         (folder / name).write_text(text)
     api = HfApi(token=hub_token)
     url = api.create_repo("tester/logme", repo_type="space", space_sdk="gradio")
     assert url == f"{hub.endpoint}/spaces/tester/logme"
-    api.upload_folder(repo_id="tester/logme", folder_path=folder, repo_type="space", commit_message="First")
+    api.upload_folder(
+        repo_id="tester/logme", folder_path=folder, repo_type="space", commit_message="First"
+    )
     space = hub.repo("tester/logme", repo_type="space")
     assert space.sdk == "gradio" and space.head.title == "First"
     assert {k: v.decode() for k, v in space.files.items() if k != ".gitattributes"} == files
 
     (folder / "app.py").write_text("print('bye')\n")
     api.create_repo("tester/logme", repo_type="space", space_sdk="gradio", exist_ok=True)
-    api.upload_folder(repo_id="tester/logme", folder_path=folder, repo_type="space", commit_message="Second")
+    api.upload_folder(
+        repo_id="tester/logme", folder_path=folder, repo_type="space", commit_message="Second"
+    )
     assert space.files["app.py"] == b"print('bye')\n" and space.head.title == "Second"
     assert len(space.commits) == 3  # creation, First, Second
     with pytest.raises(HfHubHTTPError, match="409"):
@@ -158,7 +182,10 @@ def test_readme_metadata_is_validated_before_an_upload(hub, hub_token, tmp_path)
     (tmp_path / "README.md").write_text("---\ntitle: LogME\nnot yaml at all\n---\n")
     api = HfApi(token=hub_token)
     api.create_repo("tester/broken-card", repo_type="space", space_sdk="gradio")
-    with pytest.raises(ValueError, match=r"(?s)Invalid metadata in README.md.*Line 3 is not 'key: value': 'not yaml at all'"):
+    with pytest.raises(
+        ValueError,
+        match=r"(?s)Invalid metadata in README.md.*Line 3 is not 'key: value': 'not yaml at all'",
+    ):
         api.upload_folder(repo_id="tester/broken-card", folder_path=tmp_path, repo_type="space")
     assert list(hub.repo("tester/broken-card", repo_type="space").files) == [".gitattributes"]
 
@@ -173,7 +200,9 @@ def test_tree_and_paths_info(hub):
     assert everything == set(hub.repo("acme/bert-every-format").files) | {"1_Pooling", "onnx"}
     weights = top["model.safetensors"]
     content = hub.repo("acme/bert-every-format").files["model.safetensors"]
-    assert weights.lfs.sha256 == hashlib.sha256(content).hexdigest() and weights.size == len(content)
+    assert weights.lfs.sha256 == hashlib.sha256(content).hexdigest() and weights.size == len(
+        content
+    )
     assert top["config.json"].lfs is None
     found = api.get_paths_info("acme/bert-every-format", ["config.json", "onnx", "missing.txt"])
     assert [(type(e), e.path) for e in found] == [(RepoFile, "config.json"), (RepoFolder, "onnx")]

@@ -27,7 +27,9 @@ def make_classification(n, d, k=3, separation=2.0, seed=0):
 def make_regression(n, d, k=1, noise=0.5, seed=0):
     rng = np.random.default_rng(seed)
     features = rng.normal(size=(n, d)) * rng.uniform(0.2, 2.0, d)
-    targets = features[:, : min(d, 4)] @ rng.normal(size=(min(d, 4), k)) + noise * rng.normal(size=(n, k))
+    targets = features[:, : min(d, 4)] @ rng.normal(size=(min(d, 4), k)) + noise * rng.normal(
+        size=(n, k)
+    )
     return features, targets
 
 
@@ -109,15 +111,23 @@ def test_matches_bayesian_ridge_evidence():
     features, targets = make_regression(200, 12, seed=2)
     y = targets[:, 0]
     ridge = BayesianRidge(
-        fit_intercept=False, alpha_1=0, alpha_2=0, lambda_1=0, lambda_2=0,
-        compute_score=True, tol=1e-14, max_iter=100000,
+        fit_intercept=False,
+        alpha_1=0,
+        alpha_2=0,
+        lambda_1=0,
+        lambda_2=0,
+        compute_score=True,
+        tol=1e-14,
+        max_iter=100000,
     ).fit(features, y)
     metric = LogME(regression=True).update(features, y)
     assert metric.compute() == pytest.approx(ridge.scores_[-1] / len(y), rel=1e-8)
     # sklearn's lambda_ is our alpha (weight precision), its alpha_ our beta (noise precision).
     assert float(metric.result.alpha[0]) == pytest.approx(ridge.lambda_, rel=1e-5)
     assert float(metric.result.beta[0]) == pytest.approx(ridge.alpha_, rel=1e-5)
-    np.testing.assert_allclose(metric.result.weights[:, 0].numpy(), ridge.coef_, rtol=1e-5, atol=1e-10)
+    np.testing.assert_allclose(
+        metric.result.weights[:, 0].numpy(), ridge.coef_, rtol=1e-5, atol=1e-10
+    )
 
 
 def test_optimum_satisfies_mackay_fixed_point():
@@ -140,7 +150,9 @@ def test_posterior_mean_is_the_ridge_solution():
     result = metric.result
     for k in range(2):
         ratio = float(result.alpha[k] / result.beta[k])
-        ridge = np.linalg.solve(features.T @ features + ratio * np.eye(8), features.T @ targets[:, k])
+        ridge = np.linalg.solve(
+            features.T @ features + ratio * np.eye(8), features.T @ targets[:, k]
+        )
         np.testing.assert_allclose(result.weights[:, k].numpy(), ridge, rtol=1e-8)
     np.testing.assert_allclose(
         metric.predict(features).numpy(), features @ result.weights.numpy(), rtol=1e-10
@@ -209,7 +221,9 @@ def test_invariances(n, d):
     reference = logme(features, labels)
     rotation = np.linalg.qr(np.random.default_rng(1).normal(size=(d, d)))[0]
     assert logme(features @ rotation, labels) == pytest.approx(reference, rel=1e-9)
-    assert logme(np.hstack([features, np.zeros((n, 5))]), labels) == pytest.approx(reference, rel=1e-9)
+    assert logme(np.hstack([features, np.zeros((n, 5))]), labels) == pytest.approx(
+        reference, rel=1e-9
+    )
     for scale in (1e-3, 1e3):
         assert logme(features * scale, labels) == pytest.approx(reference, rel=1e-9)
 
@@ -217,7 +231,9 @@ def test_invariances(n, d):
 def test_label_scale_shifts_regression_score_by_log_scale():
     features, targets = make_regression(60, 5, seed=12)
     base = logme(features, targets, regression=True)
-    assert logme(features, 10 * targets, regression=True) == pytest.approx(base - math.log(10), rel=1e-9)
+    assert logme(features, 10 * targets, regression=True) == pytest.approx(
+        base - math.log(10), rel=1e-9
+    )
 
 
 # --- labels --------------------------------------------------------------------------------------
@@ -227,7 +243,9 @@ def test_gapped_string_and_bool_labels_equal_dense_integers():
     features, labels = make_classification(90, 7, k=3, seed=13)
     reference = logme(features, labels)
     assert logme(features, np.array([3, 10, 42])[labels]) == pytest.approx(reference, rel=1e-12)
-    assert logme(features, np.array(["b", "a", "zz"])[labels]) == pytest.approx(reference, rel=1e-12)
+    assert logme(features, np.array(["b", "a", "zz"])[labels]) == pytest.approx(
+        reference, rel=1e-12
+    )
     assert logme(features, [float(v) for v in labels]) == pytest.approx(reference, rel=1e-12)
     assert logme(features, torch.tensor(labels)) == pytest.approx(reference, rel=1e-12)
     two = labels % 2
@@ -380,14 +398,38 @@ def test_features_without_signal_give_the_no_signal_limit():
         (np.zeros((4, 3)), [0, 1, 0], {}, ValueError, r"labels has 3 rows but features has 4"),
         (np.array([[np.nan, 1], [1, 2], [np.inf, 0]]), [0, 1, 0], {}, ValueError, r"2 of 3 rows"),
         (np.ones((3, 2)), [0.5, 1.0, 2.0], {}, ValueError, r"not integers.*regression=True"),
-        (np.ones((3, 2)), [[0, 1], [1, 0], [1, 1]], {}, ValueError, r"1-D class labels.*regression=True"),
-        (np.ones((3, 2)), [1.0, np.nan, 2.0], {"regression": True}, ValueError, r"labels contains NaN.*1 of 3"),
-        (np.ones((3, 2)), ["a", "b", "c"], {"regression": True}, TypeError, r"numeric for regression"),
+        (
+            np.ones((3, 2)),
+            [[0, 1], [1, 0], [1, 1]],
+            {},
+            ValueError,
+            r"1-D class labels.*regression=True",
+        ),
+        (
+            np.ones((3, 2)),
+            [1.0, np.nan, 2.0],
+            {"regression": True},
+            ValueError,
+            r"labels contains NaN.*1 of 3",
+        ),
+        (
+            np.ones((3, 2)),
+            ["a", "b", "c"],
+            {"regression": True},
+            TypeError,
+            r"numeric for regression",
+        ),
         (np.array([["a", "b"]]), [0], {}, TypeError, r"features must be numeric"),
         (np.zeros((0, 3)), [], {}, ValueError, r"no rows"),
         (np.zeros((1, 3)), [0], {}, ValueError, r"at least 2 samples"),
         (np.random.rand(5, 3), [1, 1, 1, 1, 1], {}, ValueError, r"single class \(1\)"),
-        (np.random.rand(5, 3), [1, 1, 1, 1, 1], {"regression": True, "intercept": True}, ValueError, r"constant"),
+        (
+            np.random.rand(5, 3),
+            [1, 1, 1, 1, 1],
+            {"regression": True, "intercept": True},
+            ValueError,
+            r"constant",
+        ),
     ],
 )
 def test_bad_input_errors(features, labels, options, error, match):

@@ -30,8 +30,11 @@ from hf_logme.metric_space import export_space, space_files
     [
         ("empty.csv", b"", r"empty.csv is empty \(0 bytes\)"),
         ("header.csv", b"text,label\n", "header.csv has no rows"),
-        ("latin1.csv", "text,label\ncafé,1\nbéton,0\n".encode("latin1"),
-         r"latin1.csv: it is not UTF-8 text \(byte b'\\xe9' at position \d+\)\. Save it as UTF-8"),
+        (
+            "latin1.csv",
+            "text,label\ncafé,1\nbéton,0\n".encode("latin1"),
+            r"latin1.csv: it is not UTF-8 text \(byte b'\\xe9' at position \d+\)\. Save it as UTF-8",
+        ),
         ("broken.csv", b'text,label\n"never closed,1\n', "Cannot read .*broken.csv: ParserError"),
         ("broken.json", b'{"text": "a", "label"\n', "Cannot read .*broken.json: "),
         ("empty.jsonl", b"", "is empty"),
@@ -80,12 +83,18 @@ def test_a_malicious_pt_file_is_refused_unread(tmp_path):
 @pytest.mark.parametrize(
     "name, write, message",
     [
-        ("two.pt", lambda p: torch.save({"a": torch.ones(2), "b": torch.ones(2)}, p),
-         r"holds \['a', 'b'\]; save exactly one tensor"),
+        (
+            "two.pt",
+            lambda p: torch.save({"a": torch.ones(2), "b": torch.ones(2)}, p),
+            r"holds \['a', 'b'\]; save exactly one tensor",
+        ),
         ("list.pt", lambda p: torch.save([1, 2], p), "holds a list, not a tensor"),
         ("garbage.pt", lambda p: p.write_bytes(b"garbage"), "not written by torch.save"),
-        ("objects.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object)),
-         "holds pickled Python objects, which are not loaded"),
+        (
+            "objects.npy",
+            lambda p: np.save(p, np.array([{"a": 1}], dtype=object)),
+            "holds pickled Python objects, which are not loaded",
+        ),
         ("broken.npz", lambda p: p.write_bytes(b"not an archive"), "is not a numpy array file"),
         ("truncated.npy", lambda p: p.write_bytes(b"\x93NUMPY\x01\x00"), "Cannot read labels from"),
         ("broken.safetensors", lambda p: p.write_bytes(b"\x00" * 16), "Cannot read labels from"),
@@ -127,7 +136,9 @@ def test_model_paths_that_do_not_exist_say_so(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError, match="not a valid Hub id"):
         inspect_checkpoint("bad name!")
     # Offline (the tests' default), a name that could be a Hub id says both places were tried.
-    with pytest.raises(HubUnreachableError, match="models/tiny: not a local folder .* the Hub could"):
+    with pytest.raises(
+        HubUnreachableError, match="models/tiny: not a local folder .* the Hub could"
+    ):
         inspect_checkpoint("models/tiny")
 
 
@@ -156,8 +167,18 @@ def reviews_csv(tmp_path):
 
 
 def test_cli_errors_name_flags_not_python_arguments(reviews_csv, tmp_path, capsys):
-    code = main(["rank", "--dataset", str(reviews_csv), "--models", str(tmp_path),
-                 "--label-column", "stars", "-q"])
+    code = main(
+        [
+            "rank",
+            "--dataset",
+            str(reviews_csv),
+            "--models",
+            str(tmp_path),
+            "--label-column",
+            "stars",
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--label-column stars is not a column" in err and "label_column" not in err
 
@@ -183,11 +204,19 @@ def test_cli_a_dataset_with_one_class_exits_2_before_any_model(tmp_path, capsys)
 @pytest.mark.parametrize(
     "message, command, expected",
     [
-        ("pass use_safetensors=False to allow it", "rank", "pass --allow-pickle-weights to allow it"),
+        (
+            "pass use_safetensors=False to allow it",
+            "rank",
+            "pass --allow-pickle-weights to allow it",
+        ),
         ("requires trust_remote_code=True; pass", "rank", "requires --trust-remote-code; pass"),
         ("Pass label_column=.", "rank", "Pass --label-column."),
         ("pass text_column='body' or another", "rank", "pass --text-column body or another"),
-        ("max_samples must be a positive int; got 0.", "rank", "--max-samples must be a positive int; got 0."),
+        (
+            "max_samples must be a positive int; got 0.",
+            "rank",
+            "--max-samples must be a positive int; got 0.",
+        ),
         ("pooling must be one of ['auto']", "rank", "--pooling must be one of ['auto']"),
         ("use task='regression'", "rank", "use --task-type regression"),
         ("pass regression=True", "score", "pass --regression"),

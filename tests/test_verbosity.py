@@ -85,10 +85,9 @@ def test_silences_inside_and_restores_after(loud):
 
 def test_restores_after_an_exception_and_when_nested(loud):
     before = _state()
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(RuntimeError, match="boom"), quiet_libraries(enabled=True):
         with quiet_libraries(enabled=True):
-            with quiet_libraries(enabled=True):
-                raise RuntimeError("boom")
+            raise RuntimeError("boom")
     assert _state() == before
 
 
