@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from .common import EPILOG, EXIT_OK, positive_int
@@ -45,6 +44,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import hf_logme
+    from hf_logme.data import load_array
     from hf_logme.estimators import get_estimator
 
     from .rank import method_names
@@ -65,43 +65,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: {value:.6f}")
     return EXIT_OK
 
-
-def load_array(path: str, *, what: str) -> Any:
-    """An array saved as .npy, .npz (one array), .pt/.pth (a tensor), .safetensors (one tensor),
-    or .txt/.csv/.tsv (one value per line, for labels)."""
-    suffix = Path(path).suffix.lower()
-    if not Path(path).exists():
-        raise ValueError(f"{what} file {path!r} does not exist.")
-    if suffix in (".npy", ".npz"):
-        import numpy as np
-
-        loaded = np.load(path, allow_pickle=False)
-        if suffix == ".npy":
-            return loaded
-        with loaded as archive:
-            if len(archive.files) != 1:
-                raise ValueError(f"{path} holds {archive.files}; save exactly one array.")
-            return archive[archive.files[0]]
-    if suffix in (".pt", ".pth"):
-        import torch
-
-        return torch.load(path, map_location="cpu", weights_only=True)
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        tensors = load_file(path)
-        if len(tensors) != 1:
-            raise ValueError(f"{path} holds tensors {sorted(tensors)}; save exactly one.")
-        return next(iter(tensors.values()))
-    if suffix in (".txt", ".csv", ".tsv"):
-        import numpy as np
-
-        values = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
-        try:
-            return np.array([float(v) for v in values])
-        except ValueError:
-            return np.array(values)
-    raise ValueError(
-        f"Cannot read {what} from {path!r}: use .npy, .npz, .pt, .safetensors (or .txt/.csv for "
-        f"labels, one per line)."
-    )
