@@ -126,6 +126,7 @@ def extract_features(
     return_features: bool = True,
     shard: tuple[int, int] | None = None,
     progress: bool = True,
+    word_pooling: str = "first",
 ) -> ExtractedFeatures:
     """Compute the features a new task head would see, for every labelled row of a dataset.
 
@@ -144,7 +145,10 @@ def extract_features(
             with ``sampling_rate``. Resampled to the feature extractor's rate.
         label_column: targets; detected when there is one ``ClassLabel`` or one usual name.
         task: "auto" (ClassLabel/int/str/bool -> classification, float -> regression, lists ->
-            multilabel), "classification", "regression" or "multilabel".
+            multilabel, one tag per word of a words column -> token-classification),
+            "classification", "regression", "multilabel" or "token-classification" (features
+            and labels per word: see :mod:`hf_logme.features.tokens`; ``text_column`` then
+            names the words column).
         pooling: "auto" (what the model's own classification head reads; see
             :mod:`hf_logme.features.pooling`), "cls", "mean", "pooler", "last" or "max".
         layers: "last", or "all" for every hidden state from the same forward pass.
@@ -175,6 +179,8 @@ def extract_features(
         return_features: keep all features (N x D on the CPU); False keeps none, for streaming
             through ``on_batch`` only.
         progress: show a progress bar (also silenced by ``HF_HUB_DISABLE_PROGRESS_BARS``).
+        word_pooling: token classification only: a word's "first" sub-token or the "mean" of
+            its sub-tokens.
 
     Returns:
         An :class:`ExtractedFeatures`.
@@ -216,6 +222,17 @@ def extract_features(
     )
     data = resolve_split(dataset, split)
     label_column = find_label_column(data, label_column)
+    from .tokens import extract_token_features, is_token_task
+
+    if is_token_task(data, label_column, task, text_column):  # one row per word
+        return extract_token_features(
+            model, data, tokens_column=text_column, label_column=label_column,
+            word_pooling=word_pooling, layers=layers, batch_size=batch_size, device=device,
+            dtype=dtype, max_length=max_length, max_samples=max_samples, seed=seed,
+            revision=revision, token=token, trust_remote_code=trust_remote_code,
+            use_safetensors=use_safetensors, processor=processor, on_batch=on_batch,
+            return_features=return_features, shard=shard, progress=progress,
+        )  # fmt: skip
     targets, rows = rows_to_score(data, label_column, task, max_samples, seed)
 
     # The checkpoint's config says which input it reads: find it before loading weights.

@@ -12,7 +12,7 @@ import torch
 
 POOLINGS = ("auto", "cls", "mean", "pooler", "last", "max")
 LAYERS = ("last", "all")
-TASKS = ("auto", "classification", "regression", "multilabel")
+TASKS = ("auto", "classification", "regression", "multilabel", "token-classification")
 _DTYPES = {
     "float32": torch.float32,
     "float16": torch.float16,
