@@ -38,6 +38,8 @@ LAYER_MODES = ("last", "best", "mean")
 # ranked below its own randomly initialised copy on 10 of 10 food-review subsets (with it: on
 # none); see the README.
 RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True}}
+# Tasks whose labels are classes (token classification: one class per word).
+_CLASS_TASKS = ("classification", "token-classification")
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ def rank_models(
     from .features.columns import check_column, resolve_split
     from .features.options import TASKS, check_choice, resolve_device, resolve_dtype
     from .features.targets import find_label_column, read_targets
+    from .features.tokens import TOKEN_TASK, is_token_task
 
     method_specs = _resolve_methods(methods)
     check_choice("layers", layers, LAYER_MODES)
@@ -137,7 +140,10 @@ def rank_models(
     for option, column in inputs.items():
         check_column(data, option, column)
     label_column = find_label_column(data, label_column)
-    task = read_targets(data, label_column, task).task
+    if is_token_task(data, label_column, task, text_column):  # features and tags per word
+        task = TOKEN_TASK
+    else:
+        task = read_targets(data, label_column, task).task
     _check_methods_support(method_specs, task)
     distributed.init_from_env()
     rank, world = distributed.rank_and_world()
@@ -218,7 +224,7 @@ def _resolve_methods(
 
 
 def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) -> None:
-    if task == "classification":
+    if task in _CLASS_TASKS:
         return
     for name in specs:
         if not get_estimator(name).supports_regression:
@@ -358,7 +364,7 @@ class _Runner:
                     logger.debug("Traceback for %s", model.name, exc_info=True)
                 self._agree_all_succeeded(error)
                 if self.collective:
-                    entry = _summed(entry, regression=self.extract_options["task"] != "classification")
+                    entry = _summed(entry, regression=self.extract_options["task"] not in _CLASS_TASKS)
                 if self.rank == 0:
                     _store(self.store, key, entry)
             row = self._decided_by_first(lambda: self._row(model, entry, revision, num_parameters, cached))
@@ -435,7 +441,7 @@ class _Runner:
         from .hub import safetensors_parameter_count
 
         accumulators: dict[int | str, LogME] = {}
-        regression = self.extract_options["task"] != "classification"
+        regression = self.extract_options["task"] not in _CLASS_TASKS
 
         def on_batch(features: torch.Tensor | dict[int, torch.Tensor], labels: Any) -> None:
             if self.layers == "mean":

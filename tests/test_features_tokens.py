@@ -276,3 +276,19 @@ def test_real_ner_corpus_pretrained_minilm_beats_its_random_copy(tmp_path):
     score_trained = hf_logme.logme(trained.features, trained.labels, intercept=True)
     score_random = hf_logme.logme(random.features, random.labels, intercept=True)
     assert score_trained > score_random + 0.05  # measured: 1.49 vs 1.37
+
+
+def test_rank_models_scores_words_as_classes_and_caches_them(bert, corpus, tmp_path):
+    from hf_logme.ranking import rank_models
+
+    ranking = rank_models([str(bert)], corpus, cache_dir=tmp_path, progress=False)
+    row = ranking.rows[0]
+    out = hf_logme.extract_features(str(bert), corpus, progress=False)
+    assert ranking.dataset["task"] == "token-classification" and row.status == "ok"
+    assert row.num_samples == out.num_samples == sum(map(len, corpus["tokens"]))
+    # Tags are classes: one-hot targets, as a one-shot classification LogME of all words.
+    assert row.score == pytest.approx(
+        hf_logme.logme(out.features, out.labels, intercept=True), rel=1e-9
+    )
+    again = rank_models([str(bert)], corpus, cache_dir=tmp_path, progress=False).rows[0]
+    assert again.cached and again.score == row.score

@@ -44,7 +44,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     data.add_argument("--image-column", help="image input column")
     data.add_argument("--audio-column", help="audio input column")
     data.add_argument("--label-column", help="label or target column (detected when unambiguous)")
-    data.add_argument("--task-type", default="auto", choices=["auto", "classification", "regression", "multilabel"],
+    data.add_argument("--task-type", default="auto", choices=["auto", "classification", "regression", "multilabel", "token-classification"],
                       help="what the labels are (default: from the column type)")
     data.add_argument("--max-samples", type=positive_int, help="score a stratified, seeded subsample of this size")
     data.add_argument("--seed", type=int, default=0, help="subsample seed (default: 0)")
