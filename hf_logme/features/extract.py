@@ -150,7 +150,11 @@ def extract_features(
             and labels per word: see :mod:`hf_logme.features.tokens`; ``text_column`` then
             names the words column).
         pooling: "auto" (what the model's own classification head reads; see
-            :mod:`hf_logme.features.pooling`), "cls", "mean", "pooler", "last" or "max".
+            :mod:`hf_logme.features.pooling`), "cls", "mean", "pooler", "last", "max", or
+            "sentence-transformers" (a checkpoint's own sentence-transformers modules; "auto"
+            uses them when they include more than Pooling and Normalize, e.g. a Dense layer,
+            and always for a ``SentenceTransformer`` object: see
+            :mod:`hf_logme.features.sentence_transformers`).
         layers: "last", or "all" for every hidden state from the same forward pass.
         batch_size: rows per forward pass, or "auto" (32 on CPU, 256 text / 128 image / 32
             audio on accelerators), halved whenever the device runs out of memory.
@@ -241,6 +245,14 @@ def extract_features(
         model = inspect_checkpoint(
             model, revision=revision, token=token, trust_remote_code=trust_remote_code
         )
+        from .sentence_transformers import load_sentence_transformer, uses_sentence_transformers
+
+        hub = {"revision": model.revision, "token": token}
+        if uses_sentence_transformers(model.model_id, pooling, layers, **hub):
+            model = load_sentence_transformer(
+                model.model_id, trust_remote_code=trust_remote_code,
+                use_safetensors=use_safetensors, device=device, dtype=dtype, **hub,
+            )  # fmt: skip
     try:
         inputs = find_inputs(
             data,

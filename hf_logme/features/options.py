@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-POOLINGS = ("auto", "cls", "mean", "pooler", "last", "max")
+POOLINGS = ("auto", "cls", "mean", "pooler", "last", "max", "sentence-transformers")
 LAYERS = ("last", "all")
 TASKS = ("auto", "classification", "regression", "multilabel", "token-classification")
 _DTYPES = {
