@@ -50,6 +50,7 @@ class _Model:
     local: bool
     sha: str | None = None
     num_parameters: int | None = None
+    obj: Any = None  # a features.candidates.ModelCandidate: a model object
 
 
 def rank_models(
@@ -84,8 +85,12 @@ def rank_models(
     """Score every candidate checkpoint on ``dataset`` and rank them, best first.
 
     Args:
-        models: Hub ids (``"org/name"``), local model folders, or ``Candidate`` objects from
-            :func:`hf_logme.search_candidates`.
+        models: Hub ids (``"org/name"``), local model folders, ``Candidate`` objects from
+            :func:`hf_logme.search_candidates`, or model objects (a ``SentenceTransformer``, a
+            ``PreTrainedModel``, a ``torch.nn.Module`` with ``preprocess``, a ``LoadedModel``),
+            named by their ``name_or_path`` or by
+            :func:`hf_logme.features.candidates.as_model_candidate` (``name=``, ``processor=``)
+            and cached by a fingerprint of their weights and preprocessing.
         dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
         methods: estimator names (``("logme",)``), or a mapping from name to its options, e.g.
             ``{"logme": {"intercept": False}}``. The first orders the ranking. Options default to
@@ -232,18 +237,24 @@ def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) ->
 
 
 def _as_models(models: Iterable[Any]) -> list[_Model]:
-    if isinstance(models, (str, os.PathLike)):
+    from .features.candidates import as_model_candidate, is_model_object
+
+    if isinstance(models, (str, os.PathLike)) or is_model_object(models):
         models = [models]
     candidates, seen = [], set()
     for given in models:
         if isinstance(given, (str, os.PathLike)):
             name = os.fspath(given)
             model = _Model(name, local=Path(name).expanduser().is_dir())
+        elif is_model_object(given):  # named by name_or_path, or as_model_candidate(name=)
+            obj = as_model_candidate(given)
+            model = _Model(obj.name, True, num_parameters=obj.num_parameters, obj=obj)
         elif hasattr(given, "id") and hasattr(given, "sha"):  # a hub.Candidate
             model = _Model(given.id, False, given.sha, getattr(given, "num_parameters", None))
         else:
             raise TypeError(
-                f"models must be Hub ids, local paths or Candidates; got {type(given).__name__}."
+                f"models must be Hub ids, local paths, Candidates or model objects; got "
+                f"{type(given).__name__}."
             )
         if model.name in seen:
             raise ValueError(f"models lists {model.name!r} twice.")
@@ -379,6 +390,8 @@ class _Runner:
         return row
 
     def _key(self, model: _Model, revision: str | None) -> dict[str, Any]:
+        if model.obj is not None:  # keyed by its weights and preprocessing
+            return {**self.key_base, "model": f"object:{model.obj.fingerprint}", "revision": None}
         model = model.name if not model.local else str(Path(model.name).resolve())
         return {**self.key_base, "model": model, "revision": revision}
 
@@ -411,6 +424,9 @@ class _Runner:
 
     def _source(self, model: _Model, revision: str | None) -> tuple[str | Path, tuple[Path, bool] | None]:
         """The folder to load: a local one, or the downloaded snapshot (process 0 downloads first)."""
+        if model.obj is not None:
+            options = self.extract_options
+            return model.obj.load(device=options["device"], dtype=options["dtype"]), None
         if model.local:
             return model.name, None
 
@@ -470,7 +486,9 @@ class _Runner:
                 "extract_s": time.perf_counter() - start,
                 "pooling": result.pooling,
                 "revision": result.revision or revision,
-                "num_parameters": safetensors_parameter_count(source) if Path(source).is_dir() else None,
+                "num_parameters": safetensors_parameter_count(source)
+                if isinstance(source, (str, Path)) and Path(source).is_dir()
+                else None,
                 "model": name,
             },
         }

@@ -95,3 +95,20 @@ def test_sentence_transformers_pooling_needs_a_checkpoint_with_modules(tmp_path,
         hf_logme.extract_features(str(bert), reviews, pooling="sentence-transformers")
     with pytest.raises(ValueError, match="one embedding per text, not one per layer"):
         uses_sentence_transformers(minilm_path(), "sentence-transformers", "all")
+
+
+def test_rank_models_scores_a_sentence_transformer_object_by_its_embeddings(
+    dense_folder, reviews, tmp_path
+):
+    from hf_logme.features.candidates import as_model_candidate
+    from hf_logme.ranking import rank_models
+
+    model = st.SentenceTransformer(str(dense_folder), device="cpu")
+    ranking = rank_models(
+        [as_model_candidate(model, name="mine")], reviews, cache_dir=tmp_path, progress=False
+    )
+    row = ranking.rows[0]
+    reference = _encode(model, reviews["review"])
+    assert row.model == "mine" and row.dim == 8
+    expected = hf_logme.logme(reference, reviews["score"], intercept=True)
+    assert row.score == pytest.approx(expected, rel=1e-5)

@@ -148,7 +148,7 @@ def wrap_sentence_transformer(
     Raises:
         ValueError: a device or dtype other than the model's.
     """
-    name = name or _object_name(model)
+    name = name or sentence_transformer_name(model)
     loaded = load_model(_Embedder(model, name), device=device, dtype=dtype)
     return _describe(loaded, model, name)
 
@@ -213,7 +213,8 @@ def _describe(loaded: LoadedModel, model: Any, name: str) -> SentenceTransformer
     return SentenceTransformerModel(**fields, modules=modules)
 
 
-def _object_name(model: Any) -> str:
+def sentence_transformer_name(model: Any) -> str:
+    """Its ``model_card_data.base_model``, else the path its first module was loaded from."""
     card = getattr(model, "model_card_data", None)
     for value in (
         getattr(card, "base_model", None),
