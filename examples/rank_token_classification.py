@@ -16,9 +16,9 @@ from importlib.resources import files
 from pathlib import Path
 
 import datasets
+from offline_checkpoints import minilm_path, random_init_copy
 
 import hf_logme
-from offline_checkpoints import minilm_path, random_init_copy
 
 
 def wnut(sentences: int | None = None) -> datasets.Dataset:
