@@ -253,8 +253,8 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
             model = _Model(given.id, False, given.sha, getattr(given, "num_parameters", None))
         else:
             raise TypeError(
-                f"models must be Hub ids, local paths, Candidates or model objects; got "
-                f"{type(given).__name__}."
+                f"models must be Hub ids, local paths or Candidates (or model objects: torch "
+                f"modules, SentenceTransformers, LoadedModels); got {type(given).__name__}."
             )
         if model.name in seen:
             raise ValueError(f"models lists {model.name!r} twice.")

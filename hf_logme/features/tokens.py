@@ -132,7 +132,7 @@ def _same_lengths(dataset: Any, first: str, second: str) -> bool:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    table = dataset.with_format("arrow")[:]
+    table = dataset.select_columns([first, second]).with_format("arrow")[:]
     lengths = []
     for name in (first, second):
         array = table[name]
