@@ -230,6 +230,8 @@ def test_detection_needs_tags_aligned_with_words(corpus):
 def test_bad_options_fail_before_loading(corpus):
     with pytest.raises(ValueError, match=r"word_pooling must be one of \['first', 'mean'\]"):
         hf_logme.extract_features("unused", corpus, word_pooling="last")
+    with pytest.raises(ValueError, match="leave pooling='auto' and pass word_pooling="):
+        hf_logme.extract_features("unused", corpus, pooling="mean")
     with pytest.raises(TypeError, match="return_features must be a bool"):
         hf_logme.extract_features("unused", corpus, return_features=1, on_batch=print)
 

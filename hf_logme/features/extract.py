@@ -231,8 +231,8 @@ def extract_features(
     if is_token_task(data, label_column, task, text_column):  # one row per word
         return extract_token_features(
             model, data, tokens_column=text_column, label_column=label_column,
-            word_pooling=word_pooling, layers=layers, batch_size=batch_size, device=device,
-            dtype=dtype, max_length=max_length, max_samples=max_samples, seed=seed,
+            word_pooling=word_pooling, pooling=pooling, layers=layers, batch_size=batch_size,
+            device=device, dtype=dtype, max_length=max_length, max_samples=max_samples, seed=seed,
             revision=revision, token=token, trust_remote_code=trust_remote_code,
             use_safetensors=use_safetensors, processor=processor, on_batch=on_batch,
             return_features=return_features, shard=shard, progress=progress,

@@ -308,6 +308,7 @@ def extract_token_features(
     tokens_column: str | None = None,
     label_column: str | None = None,
     word_pooling: str = "first",
+    pooling: str = "auto",
     layers: str = "last",
     batch_size: int | str = "auto",
     device: str | torch.device = "auto",
@@ -336,6 +337,7 @@ def extract_token_features(
         label_column: the tags (one per word); detected when it is the only list of
             ``ClassLabel``.
         word_pooling: "first" (the word's first sub-token) or "mean" (its sub-tokens' mean).
+        pooling: must stay "auto": sentence pooling does not apply to words.
         layers: "last", or "all" for every hidden state from the same forward pass.
         batch_size: sentences per forward pass, or "auto" (32 on CPU, 256 on accelerators),
             halved whenever the device runs out of memory.
@@ -359,6 +361,11 @@ def extract_token_features(
         UnsupportedModelError: a model that does not read text, or a custom module.
     """
     check_choice("word_pooling", word_pooling, WORD_POOLINGS)
+    if pooling != "auto":
+        raise ValueError(
+            f"pooling={pooling!r} pools a sentence; token classification pools each word: leave "
+            f"pooling='auto' and pass word_pooling='first' or 'mean'."
+        )
     check_choice("layers", layers, ("last", "all"))
     check_positive_int("batch_size", batch_size, allow=("auto",))
     for name, value in (("max_length", max_length), ("max_samples", max_samples)):
