@@ -123,3 +123,17 @@ def test_the_example_ranks_minilm_above_a_character_bag(monkeypatch, capsys):
     ranking = rank_model_objects.main(["--samples", "60"])
     assert [row.model for row in ranking.scored] == ["minilm", "character-bag"]
     assert "character-bag" in capsys.readouterr().out
+
+
+def test_a_hub_checkpoint_with_a_dense_layer_loads_from_its_resolved_commit(
+    hub, dense_folder, reviews
+):
+    from huggingface_hub import HfApi
+
+    hub.add_repo("acme/st-dense", dense_folder)
+    sha = HfApi().model_info("acme/st-dense").sha
+    out = hf_logme.extract_features("acme/st-dense", reviews, batch_size=6, progress=False)
+    reference = _encode(st.SentenceTransformer(str(dense_folder), device="cpu"), reviews["review"])
+    assert out.model_id == "acme/st-dense" and out.revision == sha
+    assert out.pooling == "model" and out.dim == 8
+    torch.testing.assert_close(out.features, reference, rtol=1e-4, atol=1e-5)
