@@ -50,6 +50,8 @@ LAYER_MODES = ("last", "best", "mean")
 # ranked below its own randomly initialised copy on 10 of 10 food-review subsets (with it: on
 # none); see the README.
 RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True}}
+# Tasks whose labels are classes (token classification: one class per word).
+_CLASS_TASKS = ("classification", "token-classification")
 
 #: Statistics kinds gathered per layer; source predictions are per candidate, metadata is read
 #: from the checkpoint.
@@ -67,6 +69,7 @@ class _Model:
     local: bool
     sha: str | None = None
     num_parameters: int | None = None
+    obj: Any = None  # a features.candidates.ModelCandidate: a model object
 
 
 def rank_models(
@@ -102,8 +105,12 @@ def rank_models(
     """Score every candidate checkpoint on ``dataset`` and rank them, best first.
 
     Args:
-        models: Hub ids (``"org/name"``), local model folders, or ``Candidate`` objects from
-            :func:`hf_logme.search_candidates`.
+        models: Hub ids (``"org/name"``), local model folders, ``Candidate`` objects from
+            :func:`hf_logme.search_candidates`, or model objects (a ``SentenceTransformer``, a
+            ``PreTrainedModel``, a ``torch.nn.Module`` with ``preprocess``, a ``LoadedModel``),
+            named by their ``name_or_path`` or by
+            :func:`hf_logme.features.candidates.as_model_candidate` (``name=``, ``processor=``)
+            and cached by a fingerprint of their weights and preprocessing.
         dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
         methods: estimator names (``("logme",)``), or a mapping from name to its options, e.g.
             ``{"logme": {"intercept": False}}``. The first orders the ranking. Options default to
@@ -292,7 +299,7 @@ def _resolve_methods(
 
 
 def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) -> None:
-    if task == "classification":
+    if task in _CLASS_TASKS:
         return
     for name in specs:
         if not get_estimator(name).supports_regression:
@@ -300,18 +307,24 @@ def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) ->
 
 
 def _as_models(models: Iterable[Any]) -> list[_Model]:
-    if isinstance(models, (str, os.PathLike)):
+    from .features.candidates import as_model_candidate, is_model_object
+
+    if isinstance(models, (str, os.PathLike)) or is_model_object(models):
         models = [models]
     candidates, seen = [], {}
     for given in models:
         if isinstance(given, (str, os.PathLike)):
             name = normalize_model_name(given)
             model = _Model(name, local=Path(name).expanduser().is_dir())
+        elif is_model_object(given):  # named by name_or_path, or as_model_candidate(name=)
+            obj = as_model_candidate(given)
+            model = _Model(obj.name, True, num_parameters=obj.num_parameters, obj=obj)
         elif hasattr(given, "id") and hasattr(given, "sha"):  # a hub.Candidate
             model = _Model(given.id, False, given.sha, getattr(given, "num_parameters", None))
         else:
             raise TypeError(
-                f"models must be Hub ids, local paths or Candidates; got {type(given).__name__}."
+                f"models must be Hub ids, local paths or Candidates (or model objects: torch "
+                f"modules, SentenceTransformers, LoadedModels); got {type(given).__name__}."
             )
         identity = os.path.realpath(model.name) if model.local else model.name  # one folder, one row
         if identity in seen:
@@ -475,7 +488,10 @@ class _Runner:
         return [group for group in self.groups if group not in entry["groups"]]
 
     def _key(self, model: _Model, revision: str | None) -> dict[str, Any]:
-        return {**self.key_base, "model": model_key(model.name, local=model.local), "revision": revision}
+        if model.obj is not None:  # a model object: keyed by its weights and preprocessing
+            return {**self.key_base, "model": f"object:{model.obj.fingerprint}", "revision": None}
+        name = model_key(model.name, local=model.local)
+        return {**self.key_base, "model": name, "revision": revision}
 
     def _resolve(self, model: _Model) -> tuple[str | None, int | None]:
         """(commit sha, parameter count) of a Hub candidate; local folders have no commit."""
@@ -507,7 +523,10 @@ class _Runner:
     def _source(
         self, model: _Model, revision: str | None
     ) -> tuple[str | Path, tuple[Path, bool] | None]:
-        """The folder to load: a local one, or the downloaded snapshot (process 0 first)."""
+        """The folder to load: a local one, or the downloaded snapshot (process 0 first); a
+        model object is loaded as it is."""
+        if model.obj is not None:
+            return model.obj.load(device=self.options.device, dtype=self.options.dtype), None
         if model.local:
             return model.name, None
 
@@ -548,7 +567,7 @@ class _Runner:
         from .features.extract import extract
         from .hub import safetensors_parameter_count
 
-        regression = self.options.task != "classification"
+        regression = self.options.task not in _CLASS_TASKS
         per_layer = {g: spec for g, spec in groups.items() if spec[0] in LAYER_KINDS}
         shared = {
             g: STATISTICS[kind](regression=regression, **gather)
@@ -604,7 +623,7 @@ class _Runner:
                 "pooling": result.pooling,
                 "revision": result.revision or revision,
                 "num_parameters": safetensors_parameter_count(source)
-                if Path(source).is_dir()
+                if isinstance(source, (str, Path)) and Path(source).is_dir()
                 else None,
                 "model": name,
                 "dim": result.dim,
@@ -616,7 +635,7 @@ class _Runner:
     ) -> dict[str, Any]:
         """This process's entry with every statistics group summed over all processes (a process
         whose shard was empty contributes nothing). Every process calls this, in step."""
-        regression = self.options.task != "classification"
+        regression = self.options.task not in _CLASS_TASKS
 
         def merged(
             state: dict[str, Any] | None, kind: str, gather: dict[str, Any]

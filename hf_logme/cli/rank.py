@@ -58,7 +58,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--task-type",
         default="auto",
-        choices=["auto", "classification", "regression", "multilabel"],
+        choices=["auto", "classification", "regression", "multilabel", "token-classification"],
         help="what the labels are (default: from the column type)",
     )
     data.add_argument(

@@ -22,14 +22,14 @@ import torch
 from huggingface_hub.utils import tqdm
 
 from ..errors import NonFiniteFeaturesError, UnsupportedModelError
-from .columns import check_column, find_inputs, resolve_split
+from .columns import find_inputs
 from .forward import FeatureRunner, is_out_of_memory, split_batch
 from .inputs import RawSource, TextSource, processor_encoder
 from .loading import Checkpoint, LoadedModel, inspect_checkpoint, load_model, modality_of
 from .options import DATA_FIELDS, ExtractionOptions, check_bool
 from .preflight import check_dataset
-from .sampling import rows_to_score
-from .targets import Targets, find_label_column
+from .sentence_transformers import load_sentence_transformer, uses_sentence_transformers
+from .targets import Targets
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class PreparedDataset:
 
     @property
     def task(self) -> str:
-        return self.targets.task
+        return self.options.task
 
     def check_matches(self, options: ExtractionOptions) -> None:
         """Raise if ``options`` ask for other rows or targets than those prepared."""
@@ -160,7 +160,7 @@ def prepare_dataset(dataset: Any, options: ExtractionOptions | None = None) -> P
     )
     data, label_column = checked.data, checked.label_column
     targets, rows = checked.targets, checked.rows
-    resolved = options.replace(label_column=label_column, task=targets.task)
+    resolved = options.replace(label_column=label_column, task=checked.task)
     return PreparedDataset(data, label_column, targets, rows, resolved)
 
 
@@ -196,6 +196,7 @@ def extract_features(
     return_features: bool = True,
     shard: tuple[int, int] | None = None,
     progress: bool = True,
+    word_pooling: str = "first",
 ) -> ExtractedFeatures:
     """Compute the features a new task head would see, for every labelled row of a dataset.
 
@@ -216,9 +217,16 @@ def extract_features(
             with ``sampling_rate``. Resampled to the feature extractor's rate.
         label_column: targets; detected when there is one ``ClassLabel`` or one usual name.
         task: "auto" (ClassLabel/int/str/bool -> classification, float -> regression, lists ->
-            multilabel), "classification", "regression" or "multilabel".
+            multilabel, one tag per word of a words column -> token-classification),
+            "classification", "regression", "multilabel" or "token-classification" (features
+            and labels per word: see :mod:`hf_logme.features.tokens`; ``text_column`` then
+            names the words column).
         pooling: "auto" (what the model's own classification head reads; see
-            :mod:`hf_logme.features.pooling`), "cls", "mean", "pooler", "last" or "max".
+            :mod:`hf_logme.features.pooling`), "cls", "mean", "pooler", "last", "max", or
+            "sentence-transformers" (a checkpoint's own sentence-transformers modules; "auto"
+            uses them when they include more than Pooling and Normalize, e.g. a Dense layer,
+            and always for a ``SentenceTransformer`` object: see
+            :mod:`hf_logme.features.sentence_transformers`).
         layers: "last", or "all" for every hidden state from the same forward pass.
         batch_size: rows per forward pass, or "auto" (32 on CPU, 256 text / 128 image / 32
             audio on accelerators), halved whenever the device runs out of memory.
@@ -254,6 +262,8 @@ def extract_features(
         return_features: keep all features (N x D on the CPU); False keeps none, for streaming
             through ``on_batch`` only.
         progress: show a progress bar (also silenced by ``HF_HUB_DISABLE_PROGRESS_BARS``).
+        word_pooling: token classification only: a word's "first" sub-token or the "mean" of
+            its sub-tokens.
 
     Returns:
         An :class:`ExtractedFeatures`.
@@ -311,6 +321,7 @@ def extract_features(
         on_logits=on_logits,
         return_features=return_features,
         progress=progress,
+        word_pooling=word_pooling,
     )
 
 
@@ -324,6 +335,7 @@ def extract(
     on_logits: Callable[[torch.Tensor, np.ndarray], Any] | None = None,
     return_features: bool = True,
     progress: bool = True,
+    word_pooling: str = "first",
 ) -> ExtractedFeatures:
     """:func:`extract_features` with its options already in one validated object."""
     for name, callback in (("on_batch", on_batch), ("on_logits", on_logits)):
@@ -340,7 +352,34 @@ def extract(
         prepared = dataset
     else:
         prepared = prepare_dataset(dataset, options)
-    o = options
+    o = prepared.options
+    from .tokens import TOKEN_TASK, extract_token_features  # tokens imports this module
+
+    if o.task == TOKEN_TASK:  # one row per word
+        return extract_token_features(
+            model,
+            prepared.data,
+            tokens_column=o.text_column,
+            label_column=prepared.label_column,
+            word_pooling=word_pooling,
+            pooling=o.pooling,
+            layers=o.layers,
+            batch_size=o.batch_size,
+            device=o.device,
+            dtype=o.dtype,
+            max_length=o.max_length,
+            max_samples=o.max_samples,
+            seed=o.seed,
+            revision=o.revision,
+            token=o.token,
+            trust_remote_code=o.trust_remote_code,
+            use_safetensors=o.use_safetensors,
+            processor=processor,
+            on_batch=on_batch,
+            return_features=return_features,
+            shard=o.shard,
+            progress=progress,
+        )
     data, label_column, targets, rows = (
         prepared.data,
         prepared.label_column,
@@ -354,6 +393,16 @@ def extract(
         model = inspect_checkpoint(
             model, revision=o.revision, token=o.token, trust_remote_code=o.trust_remote_code
         )
+        hub = {"revision": model.revision, "token": o.token}
+        if uses_sentence_transformers(model.model_id, o.pooling, o.layers, **hub):
+            model = load_sentence_transformer(
+                model.model_id,
+                trust_remote_code=o.trust_remote_code,
+                use_safetensors=o.use_safetensors,
+                device=o.device,
+                dtype=o.dtype,
+                **hub,
+            )
     try:
         inputs = find_inputs(
             data,

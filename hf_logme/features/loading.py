@@ -172,6 +172,10 @@ def load_model(
         )
         loaded.load_s = time.perf_counter() - start
         return loaded
+    from .sentence_transformers import is_sentence_transformer, wrap_sentence_transformer
+
+    if is_sentence_transformer(model):  # its own modules: Pooling, Dense, Normalize...
+        return wrap_sentence_transformer(model, device=device, dtype=dtype)
     if isinstance(model, torch.nn.Module):
         return _wrap_module(model, processor=processor, device=device, dtype=dtype, token=token)
     raise TypeError(

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-POOLINGS = ("auto", "cls", "mean", "pooler", "last", "max")
+POOLINGS = ("auto", "cls", "mean", "pooler", "last", "max", "sentence-transformers")
 LAYERS = ("last", "all")
-TASKS = ("auto", "classification", "regression", "multilabel")
+TASKS = ("auto", "classification", "regression", "multilabel", "token-classification")
 _DTYPES = {
     "float32": torch.float32,
     "float16": torch.float16,

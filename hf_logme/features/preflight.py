@@ -38,7 +38,8 @@ class DatasetCheck:
         num_classes: distinct classes among them (classification), else None.
         inputs: the input columns when the dataset makes them unambiguous without a model
             (one modality, one column or a known pair), else None: the model's modality decides.
-        targets: every row's targets, as read once (``features.targets.Targets``).
+        targets: every row's targets, as read once (``features.targets.Targets``); None for
+            token classification, whose tags are read per word at extraction.
         rows: the rows to score (labelled, subsampled), sorted.
     """
 
@@ -111,6 +112,12 @@ def check_dataset(
     for option, column in explicit.items():
         check_column(data, option, column)
     label_column = find_label_column(data, label_column)
+    from .tokens import TOKEN_TASK, is_token_task  # tokens imports extract, which imports this
+
+    if is_token_task(data, label_column, task, text_column):
+        # Words and tags per sentence: sentences are sampled and words counted at extraction.
+        rows = np.arange(len(data))
+        return DatasetCheck(data, label_column, TOKEN_TASK, len(rows), None, None, None, rows)
     targets, rows = rows_to_score(data, label_column, task, max_samples, seed)
     if len(rows) < MIN_ROWS:
         raise ValueError(
@@ -123,8 +130,8 @@ def check_dataset(
         num_classes = len(classes)
         if num_classes < 2:
             raise ValueError(
-                f"label column {label_column!r} holds a single class ({classes[0].item()!r}) among the "
-                f"{len(rows)} rows to score; a transferability score needs at least 2 classes. "
+                f"label column {label_column!r} holds a single class ({classes[0].item()!r}) "
+                f"among the {len(rows)} rows to score; a transferability score needs at least 2 classes. "
                 f"Check label_column and the split."
             )
         _warn_many_classes(label_column, classes, len(rows))
