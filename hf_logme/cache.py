@@ -101,10 +101,12 @@ def normalize_model_name(name: str | os.PathLike) -> str:
 def check_entry(entry: Any) -> str | None:
     """Why ``entry`` is not a sound ranking cache entry, or None if it is.
 
-    A ranking entry is ``{"statistics": {layer: GramStatistics.state_dict()}, "meta": {...,
-    "num_samples": int, "extract_s": float}}``. Checked: the keys, the shapes agree (gram
-    (D, D), cross (K, D), sums (K,) and (D,), one class name per row), every statistic is
-    finite, and class counts add up to ``n``. O(D^2 + K D) per layer, no solve.
+    A ranking entry holds ``"statistics"`` (per layer, the states of the statistics gathered for
+    it, nested by group in newer layouts), optionally ``"shared"`` states (per candidate, such
+    as source predictions), and ``"meta"`` with ``num_samples`` and ``extract_s``. Every
+    statistics state (a dict with a ``"kind"``, or a bare Gram state of the first layout) is
+    checked: it loads, its tensors are finite, and Gram states have consistent shapes and
+    class counts that add up to ``n``. O(size of the entry), no solve.
     """
     if not isinstance(entry, dict) or not isinstance(entry.get("statistics"), dict):
         return "no statistics"
@@ -115,11 +117,40 @@ def check_entry(entry: Any) -> str | None:
         return "no meta.extract_s"
     if not entry["statistics"]:
         return "no layers"
-    for layer, state in entry["statistics"].items():
-        problem = _check_state(state)
-        if problem:
-            return f"layer {layer!r}: {problem}"
+    for part in ("statistics", "shared"):
+        for where, state in _states(entry.get(part) or {}, part):
+            problem = _check_state(state) if "kind" not in state else _check_kind(state)
+            if problem:
+                return f"{where}: {problem}"
     return None
+
+
+def _states(tree: dict[Any, Any], where: str) -> list[tuple[str, dict[str, Any]]]:
+    """The statistics states in a nested dict, with where they are (``statistics['last']``)."""
+    found = []
+    for key, value in tree.items():
+        here = f"{where}[{key!r}]"
+        if isinstance(value, dict) and ("kind" in value or "regression" in value):
+            found.append((here, value))
+        elif isinstance(value, dict):
+            found.extend(_states(value, here))
+        else:
+            return [(here, {})]  # neither a state nor a group of states
+    return found
+
+
+def _check_kind(state: dict[str, Any]) -> str | None:
+    from .estimators import load_statistics
+
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if not bool(torch.isfinite(value).all()):
+                return f"non-finite {name}"
+    try:
+        load_statistics(state)
+    except Exception as err:  # any way a state fails to load makes it unusable
+        return f"a {state['kind']!r} state that does not load ({type(err).__name__}: {err})"
+    return _check_state(state) if state["kind"] == "gram" else None
 
 
 def _check_state(state: Any) -> str | None:

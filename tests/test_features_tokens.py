@@ -232,7 +232,7 @@ def test_bad_options_fail_before_loading(corpus):
         hf_logme.extract_features("unused", corpus, word_pooling="last")
     with pytest.raises(ValueError, match="leave pooling='auto' and pass word_pooling="):
         hf_logme.extract_features("unused", corpus, pooling="mean")
-    with pytest.raises(TypeError, match="return_features must be a bool"):
+    with pytest.raises(TypeError, match="return_features must be True or False"):
         hf_logme.extract_features("unused", corpus, return_features=1, on_batch=print)
 
 

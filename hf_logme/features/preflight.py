@@ -131,8 +131,8 @@ def check_dataset(
         if num_classes < 2:
             raise ValueError(
                 f"label column {label_column!r} holds a single class ({classes[0].item()!r}) "
-                f"among the {len(rows)} rows to score; a transferability score needs at least 2 classes. "
-                f"Check label_column and the split."
+                f"among the {len(rows)} rows to score; a transferability score needs at least 2 "
+                f"classes. Check label_column and the split."
             )
         _warn_many_classes(label_column, classes, len(rows))
     inputs = _unambiguous_inputs(data, explicit, label_column)
