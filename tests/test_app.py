@@ -347,3 +347,17 @@ def test_the_page_ranks_and_shows_table_and_plots(served, tmp_path):
         assert image.size == (1280, 1700)
         colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
         assert len(colours) > 100  # a drawn page, not a blank or an error text
+
+
+def test_space_folder_is_a_gradio_space():
+    import yaml
+
+    space = ROOT / "space"
+    _, front, card = (space / "README.md").read_text().split("---", 2)
+    metadata = yaml.safe_load(front)
+    assert metadata["sdk"] == "gradio" and (space / metadata["app_file"]).is_file()
+    assert len(metadata["short_description"]) <= 60  # the Hub's limit
+    assert "hf-logme[app" in (space / "requirements.txt").read_text()
+    app = (space / metadata["app_file"]).read_text()
+    assert "from hf_logme.app import build_app" in app and "allow_local_paths=False" in app
+    assert "# Rank checkpoints" in card

@@ -27,6 +27,7 @@ def _python(code: str, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
+        check=False,
         env=env,
         capture_output=True,
         text=True,
@@ -184,6 +185,7 @@ def test_a_log_file_holds_plain_lines(tmp_path):
                 "--output",
                 str(tmp_path / "r.json"),
             ],
+            check=False,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.PIPE,
             stderr=stderr,
