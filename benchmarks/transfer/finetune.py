@@ -42,7 +42,7 @@ import zoo
 
 HERE = Path(__file__).parent
 RECIPE = {
-    "name": "v1",
+    "name": "v2",
     "epochs": {"text": 3, "image": 3},
     "batch_size": 32,
     "max_length": 32,
@@ -50,7 +50,7 @@ RECIPE = {
     "warmup": 0.1,
     "head_lr_factor": 10.0,
     "clip": 1.0,
-    "lrs": {"text": [3e-5, 1e-4], "image": [1e-4, 1e-3]},
+    "lrs": {"text": [1e-4, 3e-4], "image": [1e-4, 1e-3]},
 }
 TASK_ORDER = ["trump_tweets", "digits", "birds", "drugreview", "tate_text"]
 FIELDS = [
@@ -187,7 +187,8 @@ def _rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with path.open(newline="") as handle:
-        return [r for r in csv.DictReader(handle) if r.get("finished_utc")]
+        return [r for r in csv.DictReader(handle)
+                if r.get("finished_utc") and r["recipe"] == RECIPE["name"]]
 
 
 def _lrs(rows: list[dict], name: str, task: task_module.Task, seed: int, first: int) -> list:
