@@ -60,7 +60,8 @@ def ground_truth(path: Path) -> tuple[dict, dict, dict]:
     runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            runs[row["task"], row["model"]].append(row)
+            if row.get("recipe", finetune.RECIPE["name"]) == finetune.RECIPE["name"]:
+                runs[row["task"], row["model"]].append(row)
     truth: dict[str, dict[str, float]] = defaultdict(dict)
     seeds: dict[str, dict[str, int]] = defaultdict(dict)
     spreads: dict[str, list[float]] = defaultdict(list)
@@ -87,6 +88,11 @@ def features(model: str, task: task_module.Task, pooling: str, cache: Path, zoo_
     path = cache / task.name / model / f"{pooling}.pt"
     if path.exists():
         return torch.load(path, weights_only=False)
+    auto = path.with_name("auto.pt")
+    if pooling != "auto" and auto.exists():
+        entry = torch.load(auto, weights_only=False)
+        if entry["pooling"] == pooling:  # "auto" chose this pooling: the same features
+            return dict(entry, extract_s=0.0)
     options = {"label_column": "label", "pooling": pooling, "batch_size": 32, "device": "cpu",
                "task": "regression" if task.regression else "classification", "progress": False}
     if task.modality == "text":
