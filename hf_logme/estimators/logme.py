@@ -487,7 +487,10 @@ def _maximize_profile(spec: _Spectrum) -> tuple[torch.Tensor, torch.Tensor]:
         lo = torch.where(slope > 0, u, lo)
         hi = torch.where(slope < 0, u, hi)
         newton = u - slope / curvature
-        converged = (newton - u).abs() <= _NEWTON_TOL * (1.0 + u.abs())
+        tolerance = _NEWTON_TOL * (1.0 + u.abs())
+        # A target whose maximum is at the grid's edge (where the limit candidates take over)
+        # has a bracket that shrinks onto it without a zero of g': done once it is that narrow.
+        converged = ((newton - u).abs() <= tolerance) | ((hi - lo) <= tolerance)
         bisect = ~converged & ((curvature >= 0) | (newton <= lo) | (newton >= hi))
         u = torch.where(bisect, 0.5 * (lo + hi), newton)
         if bool(converged.all()):
