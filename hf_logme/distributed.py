@@ -122,6 +122,8 @@ def all_reduce_statistics(stats: GramStatistics, group: Any = None) -> GramStati
         "num_targets": stats.num_targets,
         "regression": stats.regression,
         "classes": None if stats.regression else list(stats.encoder.classes),
+        # the fourth moments (shrinkage H-score); states saved before them lack them
+        "moments": stats.gram is None or stats.norm4_sum is not None,
     }
     metas: list[dict[str, Any]] = [{} for _ in range(world)]
     dist.all_gather_object(metas, meta, group=group)
@@ -158,6 +160,8 @@ def all_reduce_statistics(stats: GramStatistics, group: Any = None) -> GramStati
     total.target_sum = parts[2]
     if stats.regression:
         total.feature_sum_regression, total.target_sq_regression = parts[3], parts[4]
+    if all(m["moments"] for m in metas):
+        total.norm4_sum, total.norm2_feature_sum = parts[-2].reshape(()), parts[-1]
     return total
 
 
@@ -175,6 +179,10 @@ def _aligned(
     zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)
     gram, cross, target_sum = zeros(dim, dim), zeros(num_targets, dim), zeros(num_targets)
     extra = [zeros(dim), zeros(num_targets)] if stats.regression else []
+    moments = [zeros(1), zeros(dim)]
+    if stats.gram is not None and stats.norm4_sum is not None:
+        moments[0] += stats.norm4_sum.to(device)
+        moments[1] += stats.norm2_feature_sum.to(device)
     if stats.gram is not None:
         gram += stats.gram.to(device)
         if stats.regression:
@@ -188,4 +196,4 @@ def _aligned(
             )
             cross.index_add_(0, positions, stats.cross.to(device))
             target_sum.index_add_(0, positions, stats.target_sum.to(device))
-    return [gram, cross, target_sum, *extra]
+    return [gram, cross, target_sum, *extra, *moments]

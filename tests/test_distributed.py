@@ -11,6 +11,7 @@ import torch.multiprocessing as mp
 
 import hf_logme
 from hf_logme.distributed import all_reduce_statistics
+from hf_logme.estimators import get_estimator
 
 
 def _data(regression: bool):
@@ -34,8 +35,13 @@ def _worker(rank: int, world: int, port: int, regression: bool, queue) -> None:
         if rank == 1 and not regression:
             shard = shard[labels[shard] != "eel"]
         metric.update(features[shard], labels[shard])
-        metric = hf_logme.LogME.from_statistics(all_reduce_statistics(metric.statistics), intercept=True)
-        queue.put((rank, metric.compute(), metric.statistics.n))
+        total = all_reduce_statistics(metric.statistics)
+        metric = hf_logme.LogME.from_statistics(total, intercept=True)
+        # the fourth moments travel too: shrinkage H-score needs them
+        shrinkage = None
+        if not regression:
+            shrinkage = get_estimator("shrinkage_hscore").from_statistics(total).compute()
+        queue.put((rank, metric.compute(), metric.statistics.n, shrinkage))
     finally:
         dist.barrier()  # no process tears the group down while another still talks to it
         dist.destroy_process_group()
@@ -58,9 +64,13 @@ def test_two_processes_equal_one(regression):
         odd = np.arange(1, 301, 2)
         seen = np.concatenate([np.arange(0, 301, 2), odd[labels[odd] != "eel"]])
     expected = hf_logme.logme(features[seen], labels[seen], regression=regression, intercept=True)
-    for _, score, n in results:
+    shrinkage = None
+    if not regression:
+        shrinkage = hf_logme.score(features[seen], labels[seen], method="shrinkage_hscore")
+    for _, score, n, shrinkage_score in results:
         assert n == len(seen)
         assert score == pytest.approx(expected, rel=1e-9)
+        assert shrinkage_score == (None if regression else pytest.approx(shrinkage, rel=1e-9))
 
 
 def test_without_a_process_group_statistics_are_returned_unchanged():
