@@ -132,7 +132,8 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                f"from hf_logme.data import load_dataset_source; load_dataset_source({str(data)!r})",
+                "from hf_logme.data import load_dataset_source; "
+                f"load_dataset_source({str(data)!r})",
             ],
             env,
         )
@@ -176,7 +177,8 @@ def main() -> None:
         seconds = bench_all_reduce(dim, classes)
         megabytes = 8 * (dim * dim + classes * dim + classes) / 2**20
         print(
-            f"  all_reduce_statistics, D={dim}, K={classes} ({megabytes:.0f} MB float64): {1000 * seconds:.1f} ms"
+            f"  all_reduce_statistics, D={dim}, K={classes} ({megabytes:.0f} MB float64): "
+            f"{1000 * seconds:.1f} ms"
         )
 
 

@@ -66,8 +66,13 @@ def measure_one(method: str, size: str) -> dict:
     start = time.perf_counter()
     value = hf_logme.score(features, labels, method=method, **options)
     elapsed = time.perf_counter() - start
-    return {"method": method, "size": size, "seconds": elapsed,
-            "peak_mb": max(peak_rss_mb() - before, 0.0), "score": value}
+    return {
+        "method": method,
+        "size": size,
+        "seconds": elapsed,
+        "peak_mb": max(peak_rss_mb() - before, 0.0),
+        "score": value,
+    }
 
 
 def run(method: str, size: str, timeout: float) -> dict:
@@ -82,7 +87,9 @@ def run(method: str, size: str, timeout: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", nargs="+", default=SIZES, help="NxDxK cases")
     parser.add_argument("--methods", help="comma-separated estimator names (default: all)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per measurement")
@@ -102,20 +109,28 @@ def main() -> None:
     for size in args.sizes:
         results = [run(m, size, args.timeout) for m in methods]
         reference = results[0]
-        print(f"\nn x D x K = {size}  (LogME {reference.get('seconds', float('nan')):.2f} s, "
-              f"{reference.get('peak_mb', float('nan')):.0f} MB)")
-        print(f"  {'method':<18}{'consumes':<20}{'seconds':>9}{'x LogME':>9}{'peak MB':>9}"
-              f"{'x LogME':>9}  score")
+        print(
+            f"\nn x D x K = {size}  (LogME {reference.get('seconds', float('nan')):.2f} s, "
+            f"{reference.get('peak_mb', float('nan')):.0f} MB)"
+        )
+        print(
+            f"  {'method':<18}{'consumes':<20}{'seconds':>9}{'x LogME':>9}{'peak MB':>9}"
+            f"{'x LogME':>9}  score"
+        )
         for row in results:
             consumes = hf_logme.ESTIMATORS[row["method"]].consumes
             if "seconds" not in row:
-                why = f"timed out after {row['timeout']:.0f} s" if "timeout" in row else row["error"]
+                why = (
+                    f"timed out after {row['timeout']:.0f} s" if "timeout" in row else row["error"]
+                )
                 print(f"  {row['method']:<18}{consumes:<20}  {why}")
                 continue
             time_ratio = row["seconds"] / reference["seconds"]
             memory_ratio = row["peak_mb"] / max(reference["peak_mb"], 1.0)
-            print(f"  {row['method']:<18}{consumes:<20}{row['seconds']:9.2f}{time_ratio:9.2f}"
-                  f"{row['peak_mb']:9.0f}{memory_ratio:9.2f}  {row['score']:.4g}")
+            print(
+                f"  {row['method']:<18}{consumes:<20}{row['seconds']:9.2f}{time_ratio:9.2f}"
+                f"{row['peak_mb']:9.0f}{memory_ratio:9.2f}  {row['score']:.4g}"
+            )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def peak_rss_mb() -> float:
 
 def naive_logme(features: np.ndarray, labels: np.ndarray) -> float:
     """The common public recipe: SVD of an n x D float64 copy, then a loop over classes with an
-    11-step fixed point (tol 1e-2) per class. Written here as a baseline, not used by the package."""
+    11-step fixed point (tol 1e-2) per class. Written here as a baseline, not used by the
+    package."""
     f = features.astype(np.float64)
     n, d = f.shape
     u, s, vh = np.linalg.svd(f, full_matrices=False)
@@ -74,8 +75,12 @@ def naive_logme(features: np.ndarray, labels: np.ndarray) -> float:
             if abs(alpha / beta - t) / t < 0.01:
                 break
         evidence = (
-            d / 2 * np.log(alpha) + n / 2 * np.log(beta) - 0.5 * np.sum(np.log(alpha + beta * sigma))
-            - beta / 2 * res2 - alpha / 2 * m2 - n / 2 * np.log(2 * np.pi)
+            d / 2 * np.log(alpha)
+            + n / 2 * np.log(beta)
+            - 0.5 * np.sum(np.log(alpha + beta * sigma))
+            - beta / 2 * res2
+            - alpha / 2 * m2
+            - n / 2 * np.log(2 * np.pi)
         )
         evidences.append(evidence / n)
     return float(np.mean(evidences))
@@ -99,29 +104,36 @@ def bench_speed(n: int, d: int, k: int, repeats: int, naive: bool) -> None:
     rng = np.random.default_rng(0)
     labels = rng.integers(0, k, n)
     # Class structure plus noise, float32 as models emit.
-    features = (rng.standard_normal((k, d), dtype=np.float32)[labels] * 0.5
-                + rng.standard_normal((n, d), dtype=np.float32))
+    features = rng.standard_normal((k, d), dtype=np.float32)[labels] * 0.5 + rng.standard_normal(
+        (n, d), dtype=np.float32
+    )
     t_gram_np, t_gram_torch, t_eigh_np, t_eigh_torch = floor_times(features, repeats)
     floor = min(t_gram_np, t_gram_torch) + min(t_eigh_np, t_eigh_torch)
     score = hf_logme.logme(features, labels)
     t_logme = best_time(lambda: hf_logme.logme(features, labels), repeats)
     print(f"n={n} D={d} K={k}: LogME {score:.6f}")
-    print(f"  floor: gram numpy {t_gram_np:.2f}s torch {t_gram_torch:.2f}s, "
-          f"eigh numpy {t_eigh_np:.2f}s torch {t_eigh_torch:.2f}s -> {floor:.2f}s")
+    print(
+        f"  floor: gram numpy {t_gram_np:.2f}s torch {t_gram_torch:.2f}s, "
+        f"eigh numpy {t_eigh_np:.2f}s torch {t_eigh_torch:.2f}s -> {floor:.2f}s"
+    )
     print(f"  logme(float32): {t_logme:.2f}s   ratio to floor {t_logme / floor:.3f}")
     if naive:
         start = time.perf_counter()
         naive_score = naive_logme(features, labels)
         t_naive = time.perf_counter() - start
-        print(f"  naive per-class SVD recipe: {t_naive:.1f}s (score {naive_score:.6f}), "
-              f"{t_naive / t_logme:.1f}x slower than logme()")
+        print(
+            f"  naive per-class SVD recipe: {t_naive:.1f}s (score {naive_score:.6f}), "
+            f"{t_naive / t_logme:.1f}x slower than logme()"
+        )
     if torch.cuda.is_available():
         cuda_features = torch.from_numpy(features).cuda()
         cuda_labels = torch.from_numpy(labels).cuda()
         hf_logme.logme(cuda_features, cuda_labels)  # warm-up
         t_cuda = best_time(lambda: hf_logme.logme(cuda_features, cuda_labels), repeats)
-        print(f"  logme on {torch.cuda.get_device_name()}: {t_cuda:.3f}s "
-              f"({t_logme / t_cuda:.1f}x the CPU time)")
+        print(
+            f"  logme on {torch.cuda.get_device_name()}: {t_cuda:.3f}s "
+            f"({t_logme / t_cuda:.1f}x the CPU time)"
+        )
 
 
 def bench_memory(rows: int, d: int, batch: int) -> None:
@@ -142,24 +154,36 @@ def bench_memory(rows: int, d: int, batch: int) -> None:
     score = metric.compute()
     elapsed = time.perf_counter() - start
     growth = peak_rss_mb() - max(before, 0.0)
-    print(f"streaming {rows} x {d} float32 ({rows * d * 4 / 1e9:.1f} GB) in batches of {batch}: "
-          f"{elapsed:.1f}s, LogME {score:.6f}")
-    print(f"  RSS before {before:.0f} MB, peak growth {growth:.0f} MB "
-          f"(peak before {peak_before:.0f} MB)")
+    print(
+        f"streaming {rows} x {d} float32 ({rows * d * 4 / 1e9:.1f} GB) in batches of {batch}: "
+        f"{elapsed:.1f}s, LogME {score:.6f}"
+    )
+    print(
+        f"  RSS before {before:.0f} MB, peak growth {growth:.0f} MB "
+        f"(peak before {peak_before:.0f} MB)"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["50000x2048x100", "30000x1024x100"],
-                        help="NxDxK cases to time")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["50000x2048x100", "30000x1024x100"],
+        help="NxDxK cases to time",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--naive", action="store_true", help="also time a naive per-class recipe")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
-          f"{platform.processor() or platform.machine()}")
+    print(
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}, "
+        f"{platform.processor() or platform.machine()}"
+    )
     if not args.skip_memory:  # first, before large arrays raise the process's peak
         bench_memory(args.memory_rows, 768, 4096)
     for size in args.sizes:

@@ -71,8 +71,10 @@ def main() -> None:
         rows = [{k: encoded[k][i] for k in encoded} for i in order[start : start + args.batch_size]]
         batches.append(tokenizer.pad(rows, padding="longest", return_tensors="pt"))
     words = sum(map(len, data["tokens"]))
-    print(f"{args.model}: {args.n} sentences, {words} words, device={loaded.device}, "
-          f"dtype={loaded.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"{args.model}: {args.n} sentences, {words} words, device={loaded.device}, "
+        f"dtype={loaded.dtype}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
 
     bare_loop(loaded, batches[-3:])  # warm up
     best = {"floor": float("inf"), "extract_features": float("inf")}

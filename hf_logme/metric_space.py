@@ -176,8 +176,8 @@ def export_space(
         replaced = sorted(set(present) & {Path(p).parts[0] for p in files})
         raise FileExistsError(
             f"{target} is not empty ({len(present)} entries"
-            f"{', would replace ' + ', '.join(replaced) if replaced else ''}); export into a new or "
-            f"empty folder, or pass overwrite=True to replace those files."
+            f"{', would replace ' + ', '.join(replaced) if replaced else ''}); export into a new "
+            f"or empty folder, or pass overwrite=True to replace those files."
         )
     target.mkdir(parents=True, exist_ok=True)
     for path, text in files.items():

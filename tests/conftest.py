@@ -16,7 +16,7 @@ import tempfile
 import pytest
 
 pytest.register_assert_rewrite("hub_fixtures")
-import hub_fixtures
+import hub_fixtures  # noqa: E402 - binds the local Hub's socket
 
 _TOO_LATE = sorted({"huggingface_hub", "transformers", "datasets", "evaluate"} & set(sys.modules))
 assert not _TOO_LATE, (

@@ -19,7 +19,8 @@ Example:
         hub.fail("/broken/flaky/resolve/*/model.safetensors", status=500)
         with pytest.raises(HfHubHTTPError):
             huggingface_hub.snapshot_download("broken/flaky")
-        assert "model.safetensors" not in hub.downloads("broken/flaky")  # files served (GET 200/206)
+        # files served (GET 200/206)
+        assert "model.safetensors" not in hub.downloads("broken/flaky")
         assert hub.count("/broken/flaky/resolve/*/model.safetensors", method="GET") == 1
 
     def test_cli(hub_env):

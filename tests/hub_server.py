@@ -16,11 +16,12 @@ Endpoints (repo ids must be namespaced, ``owner/name``; ``{type}`` is models, da
 - ``GET /api/{type}/{repo}/tree/{rev}[/{path}]`` (``recursive``, paginated) and
   ``POST .../paths-info/{rev}``.
 - ``HEAD|GET /[{type}/]{repo}/resolve/{rev}/{path}``: ``ETag``, ``X-Repo-Commit``, ``X-Linked-Etag``
-  and ``X-Linked-Size`` for LFS files, ``Content-Length``, ``Range``. Never any ``X-Xet-*`` header or
-  ``xetHash``, so the client always downloads over plain HTTP.
+  and ``X-Linked-Size`` for LFS files, ``Content-Length``, ``Range``. Never any ``X-Xet-*``
+  header or ``xetHash``, so the client always downloads over plain HTTP.
 - ``GET /api/agent-harnesses`` (an empty registry: the client fetches it once a day, so tests
-  should count requests by path, not all of them), ``GET /api/whoami-v2``, ``POST /api/repos/create``,
-  ``POST /api/validate-yaml`` (README metadata, checked before an upload), ``POST /api/{type}/{repo}/preupload/{rev}``
+  should count requests by path, not all of them), ``GET /api/whoami-v2``,
+  ``POST /api/repos/create``, ``POST /api/validate-yaml`` (README metadata, checked before an
+  upload), ``POST /api/{type}/{repo}/preupload/{rev}``
   (every file is "regular": no LFS or Xet upload) and ``POST /api/{type}/{repo}/commit/{rev}``.
 
 Errors carry the ``X-Error-Code`` / ``X-Error-Message`` headers the client maps to
@@ -581,7 +582,7 @@ class HubServer:
             )
 
     def downloads(self, repo_id: str, repo_type: str = "model") -> list[str]:
-        """Paths of the files of ``repo_id`` whose content was served (successful GETs), in order."""
+        """Paths of the files of ``repo_id`` whose content was served (successful GETs), in turn."""
         prefix = f"/{URL_PREFIXES[repo_type]}{repo_id}/resolve/"
         with self.lock:
             return [

@@ -45,7 +45,9 @@ def oracle_target(features: np.ndarray, y: np.ndarray) -> float:
     starts = [(0, 0), (-6, 0), (6, 0), (0, -6), (0, 6), (-12, -12), (12, -12)]
     best = _maximise(lambda p: dense_log_evidence(features, y, p[0], np.exp(p[1])), starts)
     if np.linalg.matrix_rank(features) == n:  # the beta -> inf boundary is finite
-        boundary = _maximise(lambda p: dense_log_evidence(features, y, p[0], 0.0), [(0,), (-10,), (10,)])
+        boundary = _maximise(
+            lambda p: dense_log_evidence(features, y, p[0], 0.0), [(0,), (-10,), (10,)]
+        )
         best = max(best, boundary)
     # The profile in alpha alone (beta free) at the alpha -> inf boundary: y ~ N(0, noise I).
     best = max(best, -0.5 * n * (np.log(2 * np.pi * (y @ y) / n) + 1))

@@ -137,7 +137,9 @@ def test_a_string_flag_is_a_type_error(name):
         get_estimator(name)(regression="False")
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in ESTIMATORS.items() if not c.supports_regression))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, c in ESTIMATORS.items() if not c.supports_regression)
+)
 def test_regression_is_refused_at_construction(name):
     with pytest.raises(ValueError, match="does not support regression=True"):
         get_estimator(name)(regression=True)

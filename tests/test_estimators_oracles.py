@@ -29,7 +29,9 @@ def classification(n=240, d=10, k=3, separation=1.0, offset=0.0, seed=0):
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % k
     rng.shuffle(labels)
-    features = rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, d) + separation * np.eye(k, d)[labels]
+    features = (
+        rng.normal(size=(n, d)) * rng.uniform(0.5, 2.0, d) + separation * np.eye(k, d)[labels]
+    )
     return features + offset, labels
 
 
@@ -101,7 +103,9 @@ def test_gbc_matches_reference(gaussian_type):
     f, y = classification(300, 6, k=4, seed=2)
     f[:, 0] = 3.0  # a constant feature: the variance floor applies
     expected = reference_gbc(f, y, gaussian_type)
-    assert score(f, y, method="gbc", gaussian_type=gaussian_type) == pytest.approx(expected, rel=1e-10)
+    assert score(f, y, method="gbc", gaussian_type=gaussian_type) == pytest.approx(
+        expected, rel=1e-10
+    )
 
 
 # --- rows ------------------------------------------------------------------------------------
@@ -136,8 +140,12 @@ def test_gmm_matches_sklearn_from_the_same_start():
     resp = torch.nn.functional.one_hot(kmeans_labels(x, 6, seed=0), 6).double()
     weights, means, covs = _m_step(x, resp, 1e-6)
     gmm = GaussianMixture(
-        6, weights_init=weights.numpy(), means_init=means.numpy(),
-        precisions_init=np.linalg.inv(covs.numpy()), tol=1e-3, max_iter=100,
+        6,
+        weights_init=weights.numpy(),
+        means_init=means.numpy(),
+        precisions_init=np.linalg.inv(covs.numpy()),
+        tol=1e-3,
+        max_iter=100,
     ).fit(f)
     ours = gmm_posteriors(x, 6, seed=0, init=(weights, means, covs)).numpy()
     np.testing.assert_allclose(ours, gmm.predict_proba(f), atol=1e-8)
@@ -159,6 +167,7 @@ def test_nleep_matches_pca_gmm_leep_formula():
 
 def reference_transrate(f, y, eps=1e-4):
     """Huang et al.'s code: coding rates by slogdet of D x D matrices."""
+
     def rate(z):
         n, d = z.shape
         return 0.5 * np.linalg.slogdet(np.eye(d) + z.T @ z / (n * eps))[1]
@@ -176,6 +185,7 @@ def test_transrate_matches_reference(n, d):
 
 def reference_sfda(f, y):
     """Shao et al.'s code, with its generalised eigenproblem (scipy), shrinkage and ConfMix."""
+
     def cov(x, shrinkage=-1.0):
         c = np.atleast_2d(np.cov(x.T, bias=1))
         if shrinkage < 0:
@@ -249,9 +259,10 @@ def test_parc_regression_uses_the_target_matrix():
     targets = f[:, :3] @ rng.normal(size=(3, 3)) + 0.3 * rng.normal(size=(70, 3))
     upper = np.triu_indices(70, 1)
     fs = StandardScaler().fit_transform(f)
-    expected = 100 * scipy.stats.spearmanr(
-        (1 - np.corrcoef(fs))[upper], (1 - np.corrcoef(targets))[upper]
-    )[0]
+    expected = (
+        100
+        * scipy.stats.spearmanr((1 - np.corrcoef(fs))[upper], (1 - np.corrcoef(targets))[upper])[0]
+    )
     assert score(f, targets, method="parc", regression=True) == pytest.approx(expected, rel=1e-9)
 
 
@@ -324,7 +335,10 @@ def test_nce_is_minus_conditional_entropy():
     np.add.at(joint, (y, z), 1 / 500)
     pz = joint.sum(0)
     expected = sum(
-        joint[a, b] * math.log(joint[a, b] / pz[b]) for a in range(4) for b in range(6) if joint[a, b]
+        joint[a, b] * math.log(joint[a, b] / pz[b])
+        for a in range(4)
+        for b in range(6)
+        if joint[a, b]
     )
     assert score(logits, y, method="nce") == pytest.approx(expected, rel=1e-12)
 

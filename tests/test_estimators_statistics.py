@@ -101,7 +101,9 @@ def test_row_sample_is_the_smallest_keys_for_any_batching_and_sharding(max_rows)
     streamed = RowSample(max_rows=max_rows, seed=3)
     for rows in batches(len(labels), 11, 4):
         streamed.update(features[rows], labels[rows])
-    shards = [RowSample(max_rows=max_rows, seed=3).update(features[i::3], labels[i::3]) for i in range(3)]
+    shards = [
+        RowSample(max_rows=max_rows, seed=3).update(features[i::3], labels[i::3]) for i in range(3)
+    ]
     merged = shards[2].merge(shards[0]).merge(shards[1])
     for sample in (one, streamed, merged):
         np.testing.assert_array_equal(sample.features.numpy(), features[expected])

@@ -107,7 +107,7 @@ def test_intercept_removes_a_common_offset():
 
 
 def test_matches_bayesian_ridge_evidence():
-    """scikit-learn's BayesianRidge (MacKay's fixed point) with flat hyper-priors is single-target LogME."""
+    """scikit-learn's BayesianRidge (MacKay's fixed point), flat hyper-priors: one-target LogME."""
     features, targets = make_regression(200, 12, seed=2)
     y = targets[:, 0]
     ridge = BayesianRidge(

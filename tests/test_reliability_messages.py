@@ -33,7 +33,8 @@ from hf_logme.metric_space import export_space, space_files
         (
             "latin1.csv",
             "text,label\ncafé,1\nbéton,0\n".encode("latin1"),
-            r"latin1.csv: it is not UTF-8 text \(byte b'\\xe9' at position \d+\)\. Save it as UTF-8",
+            r"latin1.csv: it is not UTF-8 text \(byte b'\\xe9' at position \d+\)\. "
+            r"Save it as UTF-8",
         ),
         ("broken.csv", b'text,label\n"never closed,1\n', "Cannot read .*broken.csv: ParserError"),
         ("broken.json", b'{"text": "a", "label"\n', "Cannot read .*broken.json: "),

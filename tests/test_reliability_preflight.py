@@ -20,11 +20,15 @@ GOOD = {"text": ["good film", "bad film", "fine", "awful"] * 5, "label": [1, 0, 
 def test_a_good_dataset_passes_and_says_what_it_found():
     check = check_dataset(dataset(**GOOD), max_samples=10)
     assert (check.label_column, check.task, check.num_rows, check.num_classes) == (
-        "label", "classification", 10, 2,
+        "label",
+        "classification",
+        10,
+        2,
     )
     assert check.inputs.columns == ("text",)
-    regression = check_dataset(dataset(text=GOOD["text"], y=[0.5, 1.5, 2.5, 3.5] * 5),
-                               label_column="y")
+    regression = check_dataset(
+        dataset(text=GOOD["text"], y=[0.5, 1.5, 2.5, 3.5] * 5), label_column="y"
+    )
     assert (regression.task, regression.num_classes) == ("regression", None)
 
 

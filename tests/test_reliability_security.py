@@ -9,8 +9,9 @@ from hf_logme.features.loading import check_hub_config
 from hf_logme.ranking import rank_models
 
 
-@pytest.mark.parametrize("flag", ["trust_remote_code", "use_safetensors", "cache", "delete_after",
-                                  "progress"])
+@pytest.mark.parametrize(
+    "flag", ["trust_remote_code", "use_safetensors", "cache", "delete_after", "progress"]
+)
 def test_rank_models_refuses_non_bool_flags_before_anything_else(flag, reviews):
     with pytest.raises(TypeError, match=f"{flag} must be True or False; got 'false'"):
         rank_models(["org/model"], reviews, **{flag: "false"})
@@ -25,10 +26,14 @@ def test_select_checkpoint_refuses_a_string_trust_remote_code(reviews):
 
 @pytest.mark.parametrize(
     "repo, error",
-    [("broken/remote-code", "RemoteCodeRequiredError"), ("broken/unknown-arch", "UnsupportedModelError")],
+    [
+        ("broken/remote-code", "RemoteCodeRequiredError"),
+        ("broken/unknown-arch", "UnsupportedModelError"),
+    ],
 )
-def test_a_hub_candidate_is_refused_from_its_config_before_its_weights(hub, reviews, tmp_path, repo,
-                                                                        error):
+def test_a_hub_candidate_is_refused_from_its_config_before_its_weights(
+    hub, reviews, tmp_path, repo, error
+):
     ranking = rank_models([repo, "acme/bert-tiny"], reviews, cache_dir=tmp_path, progress=False)
     (skipped,) = ranking.skipped
     assert skipped.model == repo and skipped.reason.startswith(error)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 EXIT_OK, EXIT_NO_RESULT, EXIT_USAGE = 0, 1, 2
-EPILOG = "Exit codes: 0 success, 1 no result or the Hub could not be reached, 2 bad arguments or input."
+EPILOG = (
+    "Exit codes: 0 success, 1 no result or the Hub could not be reached, 2 bad arguments or input."
+)
 
 
 def count(text: str) -> int:
@@ -15,7 +17,9 @@ def count(text: str) -> int:
     try:
         return round(float(number) * unit)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count like 110M, 1.5B or 300000; got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a count like 110M, 1.5B or 300000; got {text!r}"
+        ) from None
 
 
 def positive_int(text: str) -> int:

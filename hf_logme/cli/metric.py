@@ -34,14 +34,19 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     export.add_argument("folder", help="destination folder, e.g. ./logme")
     export.add_argument("--name", default="logme", help="module name (default: logme)")
-    export.add_argument("--overwrite", action="store_true",
-                        help="write into a non-empty folder, replacing files of the same names")
+    export.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder, replacing files of the same names",
+    )
     export.set_defaults(run=run_export)
     push = actions.add_parser(
         "push",
         parents=[common],
         help="create or update the metric's Space on the Hub",
-        description='Upload the Space files to the Hub Space REPO_ID; then evaluate.load("REPO_ID").',
+        description=(
+            'Upload the Space files to the Hub Space REPO_ID; then evaluate.load("REPO_ID").'
+        ),
         epilog=EPILOG,
     )
     push.add_argument("--repo-id", required=True, help="the Space: NAMESPACE/NAME, e.g. me/logme")

@@ -64,4 +64,3 @@ def run(args: argparse.Namespace) -> int:
         value = hf_logme.score(features, labels, method=name, **options)
         print(f"{name}: {value:.6f}")
     return EXIT_OK
-

@@ -1,4 +1,6 @@
-"""Per-class counts, means and per-dimension variances, streamed and mergeable (kind ``"class_statistics"``).
+"""Per-class counts, means and per-dimension variances, streamed and mergeable.
+
+Kind ``"class_statistics"``.
 
 Each batch is reduced to per-class counts, means and sums of squared deviations, and combined with
 the running ones by Chan et al.'s pairwise update (numerically stable: no E[x^2] - E[x]^2
@@ -129,7 +131,9 @@ class ClassStatistics(Statistics):
         state: dict[str, Any] = {"kind": self.kind, "regression": False, "n": self.n}
         if self.means is not None:
             state.update(
-                counts=self.counts.cpu(), means=self.means.cpu(), sq_dev=self.sq_dev.cpu(),
+                counts=self.counts.cpu(),
+                means=self.means.cpu(),
+                sq_dev=self.sq_dev.cpu(),
                 classes=list(self.encoder.classes),
             )
         return state
@@ -141,7 +145,8 @@ class ClassStatistics(Statistics):
         stats = cls(regression=bool(state["regression"]))
         stats.n = int(state["n"])
         if "means" in state:
-            to = lambda t: torch.as_tensor(t, dtype=torch.float64).to(device)
+            def to(t):
+                return torch.as_tensor(t, dtype=torch.float64).to(device)
             stats.counts, stats.means = to(state["counts"]), to(state["means"])
             stats.sq_dev = to(state["sq_dev"])
             stats.encoder = ClassEncoder(state["classes"])

@@ -32,8 +32,16 @@ def pca(x: torch.Tensor, n_components: float) -> torch.Tensor:
         variances, axes = variances.flip(0).clamp(min=0), axes.flip(1)
     if isinstance(n_components, float):
         ratio = torch.cumsum(variances, 0) / variances.sum()
-        count = int(torch.searchsorted(ratio, torch.tensor(n_components, dtype=ratio.dtype,
-                                                           device=ratio.device), right=True)) + 1
+        count = (
+            int(
+                torch.searchsorted(
+                    ratio,
+                    torch.tensor(n_components, dtype=ratio.dtype, device=ratio.device),
+                    right=True,
+                )
+            )
+            + 1
+        )
     else:
         count = n_components
     count = min(count, axes.shape[1])
@@ -57,7 +65,9 @@ def kmeans_labels(x: torch.Tensor, k: int, *, seed: int, max_iter: int = 100) ->
         else:
             pick = int(torch.multinomial((closest / total).cpu(), 1, generator=generator))
         centres.append(x[pick])
-        closest = torch.minimum(closest, (sq - 2 * x @ x[pick] + x[pick].square().sum()).clamp(min=0))
+        closest = torch.minimum(
+            closest, (sq - 2 * x @ x[pick] + x[pick].square().sum()).clamp(min=0)
+        )
     centres_t = torch.stack(centres)
     labels = torch.full((m,), -1, dtype=torch.long, device=x.device)
     for _ in range(max_iter):
@@ -100,7 +110,10 @@ def _e_step(x, weights, means, prec_chol):
     d = x.shape[1]
     log_det = prec_chol.diagonal(dim1=1, dim2=2).log().sum(1)
     maha = torch.stack(
-        [((x @ prec_chol[j]) - means[j] @ prec_chol[j]).square().sum(1) for j in range(len(weights))],
+        [
+            ((x @ prec_chol[j]) - means[j] @ prec_chol[j]).square().sum(1)
+            for j in range(len(weights))
+        ],
         dim=1,
     )
     weighted = -0.5 * (d * math.log(2 * math.pi) + maha) + log_det + weights.log()

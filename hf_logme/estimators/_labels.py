@@ -1,4 +1,4 @@
-"""Map class labels of any hashable kind to 0..K-1, growing as new classes appear in later batches."""
+"""Map class labels of any hashable kind to 0..K-1, growing as new classes appear later."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Metadata statistics (kind ``"metadata"``): the candidate's parameter count, nothing from the data."""
+"""Metadata statistics (kind ``"metadata"``): the candidate's parameter count, no data."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class MetadataStatistics(Statistics):
     def __init__(self, *, regression: bool = False, num_parameters: int | None = None) -> None:
         self.regression = check_regression(regression)
         self.num_parameters = (
-            None if num_parameters is None else check_int(num_parameters, "num_parameters")
+            None if num_parameters is None else check_int("num_parameters", num_parameters)
         )
         self.n = 0
         self._dim: int | None = None

@@ -78,7 +78,9 @@ class Statistics(ABC):
 
     @classmethod
     @abstractmethod
-    def from_state_dict(cls: type[S], state: dict[str, Any], device: str | torch.device = "cpu") -> S:
+    def from_state_dict(
+        cls: type[S], state: dict[str, Any], device: str | torch.device = "cpu"
+    ) -> S:
         """Rebuild statistics saved with ``state_dict()``, placed on ``device``."""
 
     def _check_mergeable(self, other: Statistics) -> None:

@@ -75,8 +75,8 @@ class RowSample(Statistics):
         self, *, regression: bool = False, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0
     ) -> None:
         self.regression = check_regression(regression)
-        self.max_rows = check_int(max_rows, "max_rows", minimum=2)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self.max_rows = check_int("max_rows", max_rows, minimum=2)
+        self.seed = check_int("seed", seed, minimum=0)
         self.n = 0
         self.features: torch.Tensor | None = None  # (m, D)
         self.targets: torch.Tensor | None = None  # (m,) class indices, or (m, T) float64
@@ -106,12 +106,16 @@ class RowSample(Statistics):
             return tensor, labels
         return tensor, torch.from_numpy(self.encoder.encode(labels))
 
-    def _keys(self, features: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _keys(
+        self, features: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(feature hash, label hash) per row: equal pairs mean equal rows with equal labels."""
         if self.regression:
             ties = row_keys(targets, self.seed)
         else:
-            per_class = torch.tensor([label_key(c) for c in self.encoder.classes], dtype=torch.int64)
+            per_class = torch.tensor(
+                [label_key(c) for c in self.encoder.classes], dtype=torch.int64
+            )
             ties = per_class[targets.cpu()]
         return row_keys(features, self.seed), ties
 
@@ -157,8 +161,8 @@ class RowSample(Statistics):
             return self
         if self.dim is not None and self.dim != other.dim:
             raise ValueError(
-                f"Cannot merge rows of {other.dim}-dimensional features into {self.dim}-dimensional "
-                f"ones; both must come from the same model and layer."
+                f"Cannot merge rows of {other.dim}-dimensional features into "
+                f"{self.dim}-dimensional ones; both must come from the same model and layer."
             )
         if other.bound is not None:
             self.bound = other.bound if self.bound is None else min(self.bound, other.bound)
@@ -186,12 +190,17 @@ class RowSample(Statistics):
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {
-            "kind": self.kind, "regression": self.regression, "n": self.n, **self.options(),
+            "kind": self.kind,
+            "regression": self.regression,
+            "n": self.n,
+            **self.options(),
             "bound": self.bound,
         }
         if self.features is not None:
             state.update(
-                features=self.features.cpu(), targets=self.targets.cpu(), keys=self.keys.cpu(),
+                features=self.features.cpu(),
+                targets=self.targets.cpu(),
+                keys=self.keys.cpu(),
                 ties=self.ties.cpu(),
             )
             if not self.regression:
@@ -199,8 +208,12 @@ class RowSample(Statistics):
         return state
 
     @classmethod
-    def from_state_dict(cls, state: dict[str, Any], device: str | torch.device = "cpu") -> RowSample:
-        stats = cls(regression=bool(state["regression"]), max_rows=state["max_rows"], seed=state["seed"])
+    def from_state_dict(
+        cls, state: dict[str, Any], device: str | torch.device = "cpu"
+    ) -> RowSample:
+        stats = cls(
+            regression=bool(state["regression"]), max_rows=state["max_rows"], seed=state["seed"]
+        )
         stats._load(state, device)
         return stats
 

@@ -34,7 +34,7 @@ CHUNK_BYTES = 128 * 2**20
 @register_statistics
 @dataclass
 class GramStatistics(Statistics):
-    """Sums over rows of features and targets (kind ``"gram"``): create empty, ``update``, ``merge``.
+    """Sums over rows of features and targets (kind ``"gram"``): create, ``update``, ``merge``.
 
     No gather options. ``add_classification`` / ``add_regression`` are the unvalidated batch
     paths behind ``update``.
@@ -62,7 +62,10 @@ class GramStatistics(Statistics):
     def update(self, features: Any, labels: Any) -> GramStatistics:
         """Validate a batch (see ``validated_batch``) and fold it in; returns self."""
         tensor, labels = validated_batch(
-            features, labels, regression=self.regression, dim=self.dim,
+            features,
+            labels,
+            regression=self.regression,
+            dim=self.dim,
             num_targets=self.num_targets if self.regression else None,
         )
         if self.regression:
@@ -101,7 +104,8 @@ class GramStatistics(Statistics):
         return None if self.gram is None else self.gram.device
 
     def _allocate(self, dim: int, num_targets: int, device: torch.device) -> None:
-        zeros = lambda *shape: torch.zeros(shape, dtype=torch.float64, device=device)
+        def zeros(*shape):
+            return torch.zeros(shape, dtype=torch.float64, device=device)
         self.gram = zeros(dim, dim)
         self.cross, self.target_sum = zeros(num_targets, dim), zeros(num_targets)
         self.norm4_sum, self.norm2_feature_sum = zeros(), zeros(dim)
@@ -133,7 +137,7 @@ class GramStatistics(Statistics):
         self.n += features.shape[0]
 
     def add_regression(self, features: torch.Tensor, targets: torch.Tensor) -> None:
-        """Fold in a batch of features (n, D) and float64 targets (n, K) (validated by the caller)."""
+        """Fold in a batch of features (n, D) and float64 targets (n, K), checked by the caller."""
         if self.gram is None:
             self._allocate(features.shape[1], targets.shape[1], features.device)
         targets = targets.to(self.gram.device)
@@ -193,12 +197,16 @@ class GramStatistics(Statistics):
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        """The sums as CPU tensors and plain lists (for caches and for sending between processes)."""
+        """The sums as CPU tensors and plain lists (for caches and for other processes)."""
         state: dict[str, Any] = {"kind": self.kind, "regression": self.regression, "n": self.n}
         if self.gram is not None:
-            state.update(gram=self.gram.cpu(), cross=self.cross.cpu(), target_sum=self.target_sum.cpu())
+            state.update(
+                gram=self.gram.cpu(), cross=self.cross.cpu(), target_sum=self.target_sum.cpu()
+            )
             if self.norm4_sum is not None:
-                state.update(norm4_sum=self.norm4_sum.cpu(), norm2_feature_sum=self.norm2_feature_sum.cpu())
+                state.update(
+                    norm4_sum=self.norm4_sum.cpu(), norm2_feature_sum=self.norm2_feature_sum.cpu()
+                )
             if self.regression:
                 state["feature_sum"] = self.feature_sum_regression.cpu()
                 state["target_sq"] = self.target_sq_regression.cpu()
@@ -213,7 +221,8 @@ class GramStatistics(Statistics):
         """Rebuild statistics saved with ``state_dict()``, placed on ``device``."""
         stats = cls(regression=bool(state["regression"]), n=int(state["n"]))
         if "gram" in state:
-            to = lambda t: torch.as_tensor(t, dtype=torch.float64).to(device)
+            def to(t):
+                return torch.as_tensor(t, dtype=torch.float64).to(device)
             stats.gram, stats.cross = to(state["gram"]), to(state["cross"])
             stats.target_sum = to(state["target_sum"])
             if "norm4_sum" in state:
@@ -227,7 +236,7 @@ class GramStatistics(Statistics):
         return stats
 
     def centred(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(F_c^T F_c, Y_c^T F_c, diag(Y_c^T Y_c)) for column-centred F and Y, from the same sums."""
+        """(F_c^T F_c, Y_c^T F_c, diag(Y_c^T Y_c)) for column-centred F and Y, from the sums."""
         n = float(self.n)
         feature_sum = self.feature_sum
         gram = self.gram - torch.outer(feature_sum, feature_sum) / n

@@ -37,7 +37,6 @@ def check_bool(name: str, value: Any) -> bool:
     raise TypeError(f"{name} must be True or False; got {value!r} ({type(value).__name__}).")
 
 
-
 def as_feature_tensor(features: Any, *, name: str = "features") -> torch.Tensor:
     """Return ``features`` as a 2-D floating tensor on its own device, without copying if possible.
 
@@ -78,7 +77,9 @@ def as_feature_tensor(features: Any, *, name: str = "features") -> torch.Tensor:
     if tensor.shape[0] == 0:
         raise ValueError(f"{name} has no rows; pass at least one sample.")
     if tensor.shape[1] == 0:
-        raise ValueError(f"{name} has no columns (shape {tuple(tensor.shape)}); pass n_features >= 1.")
+        raise ValueError(
+            f"{name} has no columns (shape {tuple(tensor.shape)}); pass n_features >= 1."
+        )
     if not tensor.is_floating_point():  # integer or bool features
         tensor = tensor.to(torch.float64)
     _check_finite(tensor, name)
@@ -106,7 +107,7 @@ def _check_finite(tensor: torch.Tensor, name: str) -> None:
 
 
 def as_regression_targets(labels: Any, n_rows: int, *, name: str = "labels") -> torch.Tensor:
-    """Return regression targets as a float64 (n_rows, n_targets) tensor on the CPU or its device."""
+    """Return regression targets as a float64 (n_rows, n_targets) tensor (CPU or their device)."""
     if isinstance(labels, torch.Tensor):
         tensor = labels.detach()
     else:
@@ -154,12 +155,14 @@ def as_class_labels(labels: Any, n_rows: int, *, name: str = "labels") -> np.nda
     if array.dtype.kind == "f":
         if not np.isfinite(array).all():
             bad = int((~np.isfinite(array)).sum())
-            raise ValueError(f"{name} contains {bad} NaN or infinite values; drop those rows first.")
+            raise ValueError(
+                f"{name} contains {bad} NaN or infinite values; drop those rows first."
+            )
         if not np.array_equal(array, np.round(array)):
             example = array[array != np.round(array)][0]
             raise ValueError(
-                f"{name} are floats that are not integers (e.g. {example!r}), so they are not class "
-                f"labels. For continuous targets pass regression=True."
+                f"{name} are floats that are not integers (e.g. {example!r}), so they are not "
+                f"class labels. For continuous targets pass regression=True."
             )
         array = array.astype(np.int64)
     elif array.dtype.kind == "c":
@@ -235,8 +238,13 @@ def check_statistics(stats: GramStatistics, name: str) -> None:
     if stats.regression:
         return
     classes = stats.encoder.classes
-    if len(classes) >= 10 and len(classes) > stats.n / 2 and all(
-        isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) for c in classes
+    if (
+        len(classes) >= 10
+        and len(classes) > stats.n / 2
+        and all(
+            isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
+            for c in classes
+        )
     ):
         warnings.warn(
             f"{name}: {len(classes)} classes among {stats.n} rows, read from integer labels: "
@@ -259,7 +267,7 @@ def _check_length(n_labels: int, n_rows: int, name: str) -> None:
 # Option checks shared by the estimators and their statistics (added with the estimator suite).
 
 
-def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
+def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
     """``value`` if it is an int >= ``minimum`` (bools are rejected)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int; got {value!r}.")
@@ -268,17 +276,19 @@ def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_float(value: Any, name: str, *, positive: bool = True) -> float:
+def check_float(name: str, value: Any, *, positive: bool = True) -> float:
     """``value`` as a finite float (> 0 when ``positive``); bools and strings are TypeErrors."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         raise TypeError(f"{name} must be a number; got {value!r}.")
     value = float(value)
     if not np.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name} must be a finite{' positive' if positive else ''} number; got {value}.")
+        raise ValueError(
+            f"{name} must be a finite{' positive' if positive else ''} number; got {value}."
+        )
     return value
 
 
-def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """``value`` if it is one of ``choices``; the error lists them."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}; got {value!r}.")

@@ -52,7 +52,9 @@ ESTIMATORS: dict[str, type[Estimator]] = {}
 def register(cls: type[E]) -> type[E]:
     """Class decorator: make an estimator available to ``score(method=cls.name)`` and rankings."""
     if cls.consumes not in STATISTICS:
-        raise ValueError(f"{cls.__name__}.consumes={cls.consumes!r} is not one of {sorted(STATISTICS)}.")
+        raise ValueError(
+            f"{cls.__name__}.consumes={cls.consumes!r} is not one of {sorted(STATISTICS)}."
+        )
     ESTIMATORS[cls.name] = cls
     return cls
 
@@ -133,12 +135,12 @@ class Estimator(ABC):
         return {}
 
     def get_params(self) -> dict[str, Any]:
-        """The constructor options (as keyword arguments); two instances merge only if they agree."""
+        """The constructor options (keyword arguments); two instances merge only if they agree."""
         return {"regression": self.regression, **self.gather_options()}
 
     @property
     def statistics(self) -> Statistics:
-        """The statistics accumulated so far (read-only: build from others with ``from_statistics``)."""
+        """The statistics accumulated so far (read-only; build from others: ``from_statistics``)."""
         if self._statistics is None:
             self._statistics = self.new_statistics(
                 regression=self.regression, **self.gather_options()
@@ -227,7 +229,9 @@ class Estimator(ABC):
                 f"update(features, labels) with at least {minimum} samples first."
             )
         if stats.n < minimum:
-            raise ValueError(f"{type(self).__name__} needs at least {minimum} samples; got {stats.n}.")
+            raise ValueError(
+                f"{type(self).__name__} needs at least {minimum} samples; got {stats.n}."
+            )
         return stats
 
 
@@ -297,8 +301,10 @@ class RowEstimator(Estimator):
             raise _single_class_error(classes[0])
         return classes, codes
 
-    def _class_rows(self, minimum_per_class: int = 1) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
-        """(float64 features (m, D), int64 codes (m,) into sorted classes, classes) of the sample."""
+    def _class_rows(
+        self, minimum_per_class: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
+        """(float64 features (m, D), int64 codes (m,) into the sorted classes, classes)."""
         stats = self.statistics
         classes, codes = self._sample_classes()
         if minimum_per_class > 1:

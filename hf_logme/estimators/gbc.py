@@ -49,12 +49,13 @@ class GBC(Estimator):
         variance_floor: float = 1e-4,
     ) -> None:
         super().__init__(regression=regression)
-        self.gaussian_type = check_choice(gaussian_type, "gaussian_type", ("diagonal", "spherical"))
-        self.variance_floor = check_float(variance_floor, "variance_floor")
+        self.gaussian_type = check_choice("gaussian_type", gaussian_type, ("diagonal", "spherical"))
+        self.variance_floor = check_float("variance_floor", variance_floor)
 
     def get_params(self) -> dict:
         return {
-            **super().get_params(), "gaussian_type": self.gaussian_type,
+            **super().get_params(),
+            "gaussian_type": self.gaussian_type,
             "variance_floor": self.variance_floor,
         }
 

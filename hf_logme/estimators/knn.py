@@ -9,9 +9,9 @@ exact duplicates of it kept), and the score is the fraction classified correctly
 ties in the vote going to the smallest class in sorted label order (scikit-learn's rule).
 Distances: ``"cosine"`` (1 - cosine similarity, rows L2-normalised) or ``"euclidean"``. Consumes
 ``"rows"``: O(max_rows D) memory; computing is O(m^2 D / 2) in blocked matrix products on the
-features' device (each block of the symmetric m x m matrix once; none of it is held), in the sample's dtype (float32 unless the features
-came in float64). Invariant to feature scale (both metrics) and rotations; cosine also to each
-row's norm. Classification only.
+features' device (each block of the symmetric m x m matrix once; none of it is held), in the
+sample's dtype (float32 unless the features came in float64). Invariant to feature scale (both
+metrics) and rotations; cosine also to each row's norm. Classification only.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ class KNN(RowEstimator):
         seed: int = 0,
     ) -> None:
         super().__init__(regression=regression, max_rows=max_rows, seed=seed)
-        self.k = check_int(k, "k")
-        self.metric = check_choice(metric, "metric", ("cosine", "euclidean"))
+        self.k = check_int("k", k)
+        self.metric = check_choice("metric", metric, ("cosine", "euclidean"))
 
     def get_params(self) -> dict:
         return {**super().get_params(), "k": self.k, "metric": self.metric}

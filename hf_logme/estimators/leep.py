@@ -33,8 +33,8 @@ class SourceEstimator(Estimator):
         self, *, regression: bool = False, max_rows: int = DEFAULT_MAX_ROWS, seed: int = 0
     ) -> None:
         super().__init__(regression=regression)
-        self.max_rows = check_int(max_rows, "max_rows", minimum=2)
-        self.seed = check_int(seed, "seed", minimum=0)
+        self.max_rows = check_int("max_rows", max_rows, minimum=2)
+        self.seed = check_int("seed", seed, minimum=0)
 
     def gather_options(self) -> dict[str, Any]:
         return {"max_rows": self.max_rows, "seed": self.seed}

@@ -68,14 +68,22 @@ def fit_logistic(
     weights.requires_grad_(True)
     bias.requires_grad_(True)
     optimizer = torch.optim.LBFGS(
-        [weights, bias], lr=1.0, max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
-        history_size=20, line_search_fn="strong_wolfe",
+        [weights, bias],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=tol,
+        tolerance_change=1e-12,
+        history_size=20,
+        line_search_fn="strong_wolfe",
     )
     penalty = 1.0 / (2.0 * c * m)  # the objective divided by c m, for conditioning
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = torch.nn.functional.cross_entropy(x @ weights + bias, codes) + penalty * weights.square().sum()
+        loss = (
+            torch.nn.functional.cross_entropy(x @ weights + bias, codes)
+            + penalty * weights.square().sum()
+        )
         loss.backward()
         return loss
 
@@ -141,14 +149,18 @@ class LinearProbe(RowEstimator):
         super().__init__(regression=regression, max_rows=max_rows, seed=seed)
         self.Cs = _grid(Cs, "Cs")
         self.alphas = _grid(alphas, "alphas")
-        self.folds = check_int(folds, "folds", minimum=2)
-        self.max_iter = check_int(max_iter, "max_iter")
-        self.tol = check_float(tol, "tol")
+        self.folds = check_int("folds", folds, minimum=2)
+        self.max_iter = check_int("max_iter", max_iter)
+        self.tol = check_float("tol", tol)
 
     def get_params(self) -> dict:
         return {
-            **super().get_params(), "Cs": self.Cs, "alphas": self.alphas, "folds": self.folds,
-            "max_iter": self.max_iter, "tol": self.tol,
+            **super().get_params(),
+            "Cs": self.Cs,
+            "alphas": self.alphas,
+            "folds": self.folds,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
         }
 
     def compute(self) -> float:
@@ -162,8 +174,15 @@ class LinearProbe(RowEstimator):
             train, test = fold != f, fold == f
             start = None
             for i, c in enumerate(sorted(self.Cs)):
-                start = fit_logistic(x[train], codes[train], len(classes), c, start=start,
-                                     max_iter=self.max_iter, tol=self.tol)
+                start = fit_logistic(
+                    x[train],
+                    codes[train],
+                    len(classes),
+                    c,
+                    start=start,
+                    max_iter=self.max_iter,
+                    tol=self.tol,
+                )
                 predicted = (x[test] @ start[0] + start[1]).argmax(1)
                 accuracy[i, f] = (predicted == codes[test]).double().mean()
         return float(accuracy.mean(1).max())
@@ -183,7 +202,4 @@ class LinearProbe(RowEstimator):
 def _grid(values: Sequence[float], name: str) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
         raise TypeError(f"{name} must be a non-empty sequence of positive numbers; got {values!r}.")
-    return tuple(check_float(v, f"{name}[{i}]") for i, v in enumerate(values))
-
-
-
+    return tuple(check_float(f"{name}[{i}]", v) for i, v in enumerate(values))

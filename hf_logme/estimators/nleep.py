@@ -45,14 +45,15 @@ class NLEEP(RowEstimator):
         seed: int = 0,
     ) -> None:
         super().__init__(regression=regression, max_rows=max_rows, seed=seed)
-        self.component_ratio = check_int(component_ratio, "component_ratio")
-        self.variance = check_float(variance, "variance")
+        self.component_ratio = check_int("component_ratio", component_ratio)
+        self.variance = check_float("variance", variance)
         if self.variance > 1:
             raise ValueError(f"variance must be in (0, 1]; got {variance}.")
 
     def get_params(self) -> dict:
         return {
-            **super().get_params(), "component_ratio": self.component_ratio,
+            **super().get_params(),
+            "component_ratio": self.component_ratio,
             "variance": self.variance,
         }
 

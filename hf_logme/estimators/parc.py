@@ -83,11 +83,17 @@ class PARC(RowEstimator):
         seed: int = 0,
     ) -> None:
         super().__init__(regression=regression, max_rows=max_rows, seed=seed)
-        self.n_components = None if n_components is None else check_int(n_components, "n_components")
-        self.num_rows = check_int(num_rows, "num_rows", minimum=3)
+        self.n_components = (
+            None if n_components is None else check_int("n_components", n_components)
+        )
+        self.num_rows = check_int("num_rows", num_rows, minimum=3)
 
     def get_params(self) -> dict:
-        return {**super().get_params(), "n_components": self.n_components, "num_rows": self.num_rows}
+        return {
+            **super().get_params(),
+            "n_components": self.n_components,
+            "num_rows": self.num_rows,
+        }
 
     def compute(self) -> float:
         stats = self._require_samples(3)

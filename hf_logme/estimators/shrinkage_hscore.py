@@ -34,8 +34,12 @@ def ledoit_wolf_shrinkage(stats: GramStatistics, sigma: torch.Tensor) -> float:
     sum_b2 = float(mean @ stats.gram @ mean)
     sum_ab = float(stats.norm2_feature_sum.dot(mean))
     beta_raw = (
-        float(stats.norm4_sum) + 4.0 * sum_b2 + n * mean_sq**2 - 4.0 * sum_ab
-        + 2.0 * mean_sq * sum_a - 4.0 * mean_sq * n * mean_sq
+        float(stats.norm4_sum)
+        + 4.0 * sum_b2
+        + n * mean_sq**2
+        - 4.0 * sum_ab
+        + 2.0 * mean_sq * sum_a
+        - 4.0 * mean_sq * n * mean_sq
     )
     cov_eigs = sigma.clamp(min=0) / n
     trace = float(cov_eigs.sum())
@@ -71,9 +75,9 @@ class ShrinkageHScore(GramEstimator):
         sigma, vecs = centred_spectrum(stats)
         alpha = ledoit_wolf_shrinkage(stats, sigma)
         n = stats.n
-        shrunk = (1.0 - alpha) * sigma.clamp(min=0) / n + alpha * float(sigma.clamp(min=0).sum()) / (
-            n * sigma.shape[0]
-        )
+        shrunk = (1.0 - alpha) * sigma.clamp(min=0) / n + alpha * float(
+            sigma.clamp(min=0).sum()
+        ) / (n * sigma.shape[0])
         keep = shrunk > 0
         projected = class_deviations(stats) @ vecs[:, keep]
         between = (projected.square() / shrunk[keep]).sum() / (n - 1)

@@ -32,7 +32,9 @@ class NumParameters(Estimator):
 
     def __init__(self, *, regression: bool = False, num_parameters: int | None = None) -> None:
         super().__init__(regression=regression)
-        self._statistics = MetadataStatistics(regression=self.regression, num_parameters=num_parameters)
+        self._statistics = MetadataStatistics(
+            regression=self.regression, num_parameters=num_parameters
+        )
 
     def gather_options(self) -> dict[str, Any]:
         return self.statistics.options()

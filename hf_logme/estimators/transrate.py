@@ -53,7 +53,7 @@ class TransRate(RowEstimator):
         seed: int = 0,
     ) -> None:
         super().__init__(regression=regression, max_rows=max_rows, seed=seed)
-        self.eps = check_float(eps, "eps")
+        self.eps = check_float("eps", eps)
 
     def get_params(self) -> dict:
         return {**super().get_params(), "eps": self.eps}

@@ -349,7 +349,6 @@ def check_hub_config(
     return config_dict
 
 
-
 def classifier_class(config: Any) -> str | None:
     """The Auto class of the classification head ``config.architectures`` names, or None."""
     for architecture in getattr(config, "architectures", None) or ():

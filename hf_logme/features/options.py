@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from ..estimators._validation import check_bool, check_choice
+
 POOLINGS = ("auto", "cls", "mean", "pooler", "last", "max", "sentence-transformers")
 LAYERS = ("last", "all")
 TASKS = ("auto", "classification", "regression", "multilabel", "token-classification")
@@ -23,13 +25,6 @@ _DTYPES = {
     "fp16": torch.float16,
     "bf16": torch.bfloat16,
 }
-
-
-def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise a ValueError listing them."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}; got {value!r}.")
-    return value
 
 
 def check_positive_int(name: str, value: Any, *, allow: tuple[Any, ...] = ()) -> Any:
@@ -84,13 +79,6 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
             f"dtype must be 'auto', a torch floating dtype or one of {sorted(_DTYPES)}; "
             f"got {dtype!r}."
         ) from None
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool, else raise a TypeError (a string is not a truthy flag)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {value!r}.")
-    return value
 
 
 def check_optional_str(name: str, value: Any) -> str | None:
