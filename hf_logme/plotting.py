@@ -6,6 +6,7 @@ backend and pyplot's list of open figures are left alone, and a figure nobody ke
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -30,17 +31,18 @@ def _figure(ax: Axes | None, height: float) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
 
-    class RankingFigure(Figure):
-        """A Figure that Jupyter shows as PNG by itself: without pyplot, IPython has no
-        formatter for figures until ``%matplotlib inline`` or a pyplot import registers one."""
-
-        def _repr_png_(self) -> bytes:
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-            return buffer.getvalue()
-
-    figure = RankingFigure(figsize=(8, height), layout="constrained")
+    figure = Figure(figsize=(8, height), layout="constrained")
+    # Jupyter shows it as PNG by itself: without pyplot, IPython has no formatter for figures
+    # until `%matplotlib inline` or a pyplot import registers one. An attribute, not a subclass:
+    # libraries that take figures (Gradio's Plot) recognise them by their matplotlib class.
+    figure._repr_png_ = functools.partial(_png, figure)
     return figure, figure.add_subplot()
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def display_names(models: list[str]) -> dict[str, str]:

@@ -135,11 +135,17 @@ def method_label(name: str, options: dict[str, Any] | None = None) -> str:
     'LogME (no intercept)'
     >>> method_label("knn", {"k": 5})
     'knn (k=5)'
+    >>> method_label("logme", {"intercept": True, "prior": 2.0})
+    'LogME (with intercept, small-sample prior 2)'
     """
     parts = []
     for key, value in (options or {}).items():
+        if value is None:  # an option left at "none" (LogME's exact evidence: prior=None)
+            continue
         if key == "intercept":
             parts.append("with intercept" if value else "no intercept")
+        elif key == "prior":
+            parts.append(f"small-sample prior {value:g}")
         elif isinstance(value, bool):
             parts.append(key if value else f"no {key}")
         else:
