@@ -214,3 +214,18 @@ def test_every_public_name_resolves_lazily():
     assert hf_logme.rank_models.__module__ == "hf_logme.ranking"
     with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
         hf_logme.nonexistent  # noqa: B018
+
+
+def test_rank_help_states_the_library_row_cap(capsys):
+    """`--max-rows` defaults to rank_models' own cap; its help (written without importing torch)
+    must say the same number."""
+    import inspect
+
+    from hf_logme import rank_models
+    from hf_logme.estimators._rows import DEFAULT_MAX_ROWS
+
+    assert inspect.signature(rank_models).parameters["max_rows"].default == DEFAULT_MAX_ROWS
+    with pytest.raises(SystemExit):
+        main(["rank", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"rank_models' max_rows, {DEFAULT_MAX_ROWS})" in help_text

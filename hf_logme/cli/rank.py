@@ -6,7 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from ..estimators._rows import DEFAULT_MAX_ROWS
 from .common import EXIT_NO_RESULT, EXIT_OK, batch_size, positive_int
 
 EPILOG = """\
@@ -92,10 +91,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     scoring.add_argument(
         "--max-rows",
         type=positive_int,
-        default=DEFAULT_MAX_ROWS,
+        default=None,
         help="row cap of methods that read feature rows or source predictions (kNN, NLEEP, "
-        f"PARC, linear probe, LEEP...); memory O(max_rows x dim) per layer (default: "
-        f"{DEFAULT_MAX_ROWS})",
+        "PARC, linear probe, LEEP...); memory O(max_rows x dim) per layer (default: "
+        "rank_models' max_rows, 10000)",
     )
     scoring.add_argument(
         "--intercept",
@@ -214,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         delete_after=args.delete_after,
         distribute=args.distribute,
-        max_rows=args.max_rows,
+        **({} if args.max_rows is None else {"max_rows": args.max_rows}),
         progress=not args.quiet,
     )
     if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
