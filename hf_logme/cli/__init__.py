@@ -6,7 +6,9 @@ run, so that ``--help`` and ``--version`` answer at once. Exit codes, for every 
 
 - 0: success;
 - 1: no result (nothing could be scored, nothing matched) or the Hub could not be reached;
-- 2: bad arguments or input (the message says which and how to fix it).
+- 2: bad arguments or input (the message says which and how to fix it);
+- 3: the result was computed and printed, but an output file could not be written (the message
+  names it; nothing computed is lost: the ranking is on stdout).
 
 Output: logs go to stderr as plain ``LEVEL logger: message`` lines, through tqdm while progress
 bars are drawn (a log line never lands on a bar's line); bars are drawn only when stderr is a

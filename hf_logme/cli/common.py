@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-EXIT_OK, EXIT_NO_RESULT, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_NO_RESULT, EXIT_USAGE, EXIT_NOT_WRITTEN = 0, 1, 2, 3
 EPILOG = (
-    "Exit codes: 0 success, 1 no result or the Hub could not be reached, 2 bad arguments or input."
+    "Exit codes: 0 success, 1 no result or the Hub could not be reached, 2 bad arguments or "
+    "input, 3 scored and printed but an output file could not be written."
 )
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .common import EXIT_NO_RESULT, EXIT_OK, batch_size, positive_int
+from .common import EXIT_NO_RESULT, EXIT_NOT_WRITTEN, EXIT_OK, batch_size, positive_int
 
 EPILOG = """\
 examples:
@@ -165,8 +165,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
     output = parser.add_argument_group("output")
-    output.add_argument("--output", help="write the ranking: .json, .csv or .md")
-    output.add_argument("--plot", help="write a bar chart PNG (needs matplotlib)")
+    output.add_argument("--output", help="write the ranking: .json, .csv, .md or .html")
+    output.add_argument(
+        "--plot", help="write the scores as a figure: .png, .svg or .pdf (needs matplotlib)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -175,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     from hf_logme import distributed
     from hf_logme.data import load_dataset_source
 
+    check_outputs(args.output, args.plot)  # before the dataset and any model load
     dataset = load_dataset_source(
         args.dataset, config=args.config, split=args.split, token=args.token
     )
@@ -219,12 +222,58 @@ def run(args: argparse.Namespace) -> int:
     if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
         return EXIT_OK if ranking.scored else EXIT_NO_RESULT
     print(ranking)
-    if args.output:
-        print(f"wrote {ranking.save(args.output)}")
-    if args.plot and ranking.scored:
-        ranking.plot(args.plot)
-        print(f"wrote {args.plot}")
+    not_written = []
+    for flag, path, write in (
+        ("--output", args.output, ranking.save),
+        ("--plot", args.plot if ranking.scored else None, ranking.plot),
+    ):
+        if not path:
+            continue
+        try:
+            write(path)
+        except (OSError, ValueError) as err:  # a full disk, a folder removed meanwhile...
+            print(f"hf-logme rank: error: {flag} {path} was not written: {err}", file=sys.stderr)
+            not_written.append(path)
+        else:
+            print(f"wrote {path}")
+    if not_written:
+        print(
+            "hf-logme rank: the ranking above is complete; only the file(s) were not written.",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_WRITTEN
     return EXIT_OK if ranking.scored else EXIT_NO_RESULT
+
+
+RANKING_SUFFIXES = (".json", ".csv", ".md", ".markdown", ".html", ".htm")
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_outputs(output: str | None, plot: str | None) -> None:
+    """Everything about ``--output`` and ``--plot`` that can fail, checked before any scoring:
+    the format, matplotlib for plots, and a folder that exists and can be written."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    for flag, path, suffixes in (
+        ("--output", output, RANKING_SUFFIXES),
+        ("--plot", plot, PLOT_SUFFIXES),
+    ):
+        if not path:
+            continue
+        target = Path(path)
+        if target.suffix.lower() not in suffixes:
+            raise ValueError(f"{flag} {path}: use one of {', '.join(suffixes)}.")
+        if target.is_dir():
+            raise ValueError(f"{flag} {path} is a folder; give a file name.")
+        folder = target.parent if str(target.parent) else Path(".")
+        if not folder.is_dir():
+            raise ValueError(f"{flag} {path}: the folder {folder} does not exist; create it first.")
+        if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+            raise ValueError(f"{flag} {path}: not writable here; choose another place.")
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("--plot needs matplotlib: pip install 'hf-logme[plot]', or drop --plot.")
 
 
 def method_names(given: list[str] | None) -> list[str]:
