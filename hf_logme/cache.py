@@ -115,10 +115,32 @@ def check_entry(entry: Any) -> str | None:
         return "no meta.extract_s"
     if not entry["statistics"]:
         return "no layers"
+    if isinstance(entry.get("layout"), int) and entry["layout"] >= 2:
+        return _check_layered(entry)
     for layer, state in entry["statistics"].items():
         problem = _check_state(state)
         if problem:
             return f"layer {layer!r}: {problem}"
+    return None
+
+
+def _check_layered(entry: dict[str, Any]) -> str | None:
+    """Entries of layout 2+ (``hf_logme.ranking.ENTRY_LAYOUT``): per layer a state per statistics
+    group, and (layout 3) the row groups of one of them; Gram states are checked in full."""
+    states = [
+        (f"layer {layer!r} {group}", state)
+        for layer, held in entry["statistics"].items()
+        for group, state in (held.items() if isinstance(held, dict) else [(None, held)])
+    ]
+    for group, layers in (entry.get("row_groups") or {}).items():
+        for layer, held in layers.items():
+            states += [(f"layer {layer!r} {group} row group {i}", s) for i, s in enumerate(held)]
+    for where, state in states:
+        if not isinstance(state, dict) or "kind" not in state:
+            return f"{where}: not a statistics state"
+        problem = _check_state(state) if state["kind"] == "gram" else None
+        if problem:
+            return f"{where}: {problem}"
     return None
 
 
