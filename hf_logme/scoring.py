@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .confidence import Estimate, jackknife, probability_best, tied_with_leader
+from .confidence import Estimate, from_leave_out, probability_best, tied_with_leader
 from .estimators import get_estimator
 from .results import RankingRow
 
@@ -165,9 +165,24 @@ def _jackknife(
         return cls.from_statistics(statistics, **options)
 
     try:
-        return jackknife([cls.from_statistics(g, **options) for g in groups], empty)
+        return _jackknife_linear([cls.from_statistics(g, **options) for g in groups], empty)
     except ValueError:
         return None
+
+
+def _jackknife_linear(estimators: Sequence[Any], empty: Any) -> Estimate:
+    """``confidence.jackknife`` with O(G) merges instead of G^2: each complement is the merge of
+    the groups before it (prefix sums, kept) and after it (one running suffix). Memory: G + 2
+    accumulators beyond the groups."""
+    prefix = [empty()]
+    for estimator in estimators[:-1]:
+        prefix.append(empty().merge(prefix[-1]).merge(estimator))
+    total = empty().merge(prefix[-1]).merge(estimators[-1]).compute()
+    suffix, leave_out = empty(), []
+    for index in range(len(estimators) - 1, -1, -1):
+        leave_out.append(empty().merge(prefix.pop()).merge(suffix).compute())
+        suffix.merge(estimators[index])
+    return from_leave_out(total, leave_out[::-1])
 
 
 def with_confidence(
@@ -189,7 +204,10 @@ def with_confidence(
         estimates: model -> the estimate of its primary score (scored rows only).
         no_signal: the models whose primary score is LogME's no-signal floor.
     """
-    scored = sorted((row for row in rows if row.status == "ok"), key=lambda r: -r.score)
+    scored = sorted(
+        (row for row in rows if row.status == "ok"),
+        key=lambda row: math.inf if math.isnan(row.score) else -row.score,
+    )
     updates: dict[str, dict[str, Any]] = {}
     with_estimates = [row for row in scored if row.model in estimates]
     if scored and scored[0].model in estimates:

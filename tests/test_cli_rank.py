@@ -93,9 +93,12 @@ def test_rank_several_methods_and_a_row_cap(hub, hub_env, reviews_csv, tmp_path)
         hub_env,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split()[:4] == ["rank", "model", "logme", "num_parameters"]
+    header = result.stdout.splitlines()[0].split()
+    assert header[:7] == [
+        "rank", "model", "LogME", "(with", "intercept,", "prior=2.0)", "num_parameters"
+    ]
     data = json.loads(out.read_text())
-    assert data["methods"] == {"logme": {"intercept": True}, "num_parameters": {}}
+    assert data["methods"] == {"logme": {"intercept": True, "prior": 2.0}, "num_parameters": {}}
     row = data["rows"][0]
     assert (
         row["scores"]["num_parameters"] == row["num_parameters"] > 0 and row["method_errors"] == {}
