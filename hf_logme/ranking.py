@@ -119,7 +119,9 @@ def rank_models(
         dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
         methods: estimator names (``("logme",)``), or a mapping from name to its options, e.g.
             ``{"logme": {"intercept": False}}``. The first orders the ranking. Options default to
-            ``RANKING_DEFAULTS`` (LogME: ``intercept=True``), then to the estimator's own.
+            ``RANKING_DEFAULTS`` (LogME: ``intercept=True, prior=RANKING_PRIOR``, the finite
+            small-sample score; ``prior=None`` asks for the exact maximum evidence), then to the
+            estimator's own.
             Each candidate runs ONE forward pass that gathers what all methods consume (see
             :mod:`hf_logme.estimators.base`): Gram statistics, per-class statistics, a capped
             row sample (per layer with ``layers="best"``), the checkpoint's own classifier
