@@ -117,7 +117,7 @@ def check_entry(entry: Any) -> str | None:
         return "no meta.extract_s"
     if not entry["statistics"]:
         return "no layers"
-    for part in ("statistics", "shared"):
+    for part in ("statistics", "shared", "row_groups"):
         for where, state in _states(entry.get(part) or {}, part):
             problem = _check_state(state) if "kind" not in state else _check_kind(state)
             if problem:
@@ -125,14 +125,15 @@ def check_entry(entry: Any) -> str | None:
     return None
 
 
-def _states(tree: dict[Any, Any], where: str) -> list[tuple[str, dict[str, Any]]]:
+def _states(tree: dict[Any, Any] | list[Any], where: str) -> list[tuple[str, dict[str, Any]]]:
     """The statistics states in a nested dict, with where they are (``statistics['last']``)."""
     found = []
-    for key, value in tree.items():
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+    for key, value in items:
         here = f"{where}[{key!r}]"
         if isinstance(value, dict) and ("kind" in value or "regression" in value):
             found.append((here, value))
-        elif isinstance(value, dict):
+        elif isinstance(value, (dict, list)):  # groups of states, or a list of row groups
             found.extend(_states(value, here))
         else:
             return [(here, {})]  # neither a state nor a group of states

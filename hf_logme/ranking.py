@@ -16,14 +16,16 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 
 from . import distributed
 from .cache import StatisticsCache, model_key, normalize_model_name
+from .confidence import GROUP_MEMORY_BYTES, MIN_GROUPS, Estimate, group_of_rows, num_groups
 from .errors import describe as describe_error
 from .estimators import (
     STATISTICS,
@@ -34,8 +36,9 @@ from .estimators import (
     load_statistics,
 )
 from .estimators._rows import DEFAULT_MAX_ROWS
+from .estimators.logme import RANKING_PRIOR
 from .results import Ranking, RankingRow
-from .scoring import score_candidate
+from .scoring import score_candidate, with_confidence
 
 if TYPE_CHECKING:
     from .features.options import ExtractionOptions
@@ -48,8 +51,11 @@ LAYER_MODES = ("last", "best", "mean")
 # Options a ranking uses unless told otherwise. LogME with an intercept: mean-pooled transformer
 # features share large common offsets, and without the intercept the pretrained all-MiniLM-L6-v2
 # ranked below its own randomly initialised copy on 10 of 10 food-review subsets (with it: on
-# none); see the README.
-RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True}}
+# none); see the README. And the small-sample LogME (``prior=RANKING_PRIOR``): finite for any
+# number of rows and any duplicates, and within O(1/n^2) of the exact value once n >> D.
+RANKING_DEFAULTS: dict[str, dict[str, Any]] = {
+    "logme": {"intercept": True, "prior": RANKING_PRIOR}
+}
 # Tasks whose labels are classes (token classification: one class per word).
 _CLASS_TASKS = ("classification", "token-classification")
 
@@ -57,8 +63,13 @@ _CLASS_TASKS = ("classification", "token-classification")
 #: from the checkpoint.
 LAYER_KINDS = ("gram", "class_statistics", "rows")
 #: Layout of cache entries: {"layout", "groups", "statistics": {layer: {group: state}},
-#: "shared": {group: state}, "unavailable": {group: reason}, "meta"}.
-ENTRY_LAYOUT = 2
+#: "shared": {group: state}, "unavailable": {group: reason}, "meta",
+#: "row_groups": {group: {layer: [state of each row group]}}} (layout 3 added "row_groups": the
+#: jackknife's G row groups of the primary method's statistics; older entries load without them).
+ENTRY_LAYOUT = 3
+#: Statistics kinds whose row groups are kept for error bars (G x D^2 memory, see
+#: ``confidence.num_groups``); rows and class statistics are not grouped.
+GROUPED_KINDS = ("gram",)
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ def rank_models(
     delete_after: bool = False,
     distribute: Literal["auto", "samples", "candidates"] = "auto",
     max_rows: int = DEFAULT_MAX_ROWS,
+    keep_duplicates: bool = False,
     progress: bool = True,
 ) -> Ranking:
     """Score every candidate checkpoint on ``dataset`` and rank them, best first.
@@ -114,7 +126,9 @@ def rank_models(
         dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
         methods: estimator names (``("logme",)``), or a mapping from name to its options, e.g.
             ``{"logme": {"intercept": False}}``. The first orders the ranking. Options default to
-            ``RANKING_DEFAULTS`` (LogME: ``intercept=True``), then to the estimator's own.
+            ``RANKING_DEFAULTS`` (LogME: ``intercept=True, prior=RANKING_PRIOR``, the finite
+            small-sample score; ``prior=None`` asks for the exact maximum evidence), then to the
+            estimator's own.
             Each candidate runs ONE forward pass that gathers what all methods consume (see
             :mod:`hf_logme.estimators.base`): Gram statistics, per-class statistics, a capped
             row sample (per layer with ``layers="best"``), the checkpoint's own classifier
@@ -142,7 +156,17 @@ def rank_models(
             NLEEP, PARC, TransRate, SFDA, linear probe, LEEP's sample): at most this many rows
             per layer, a seeded content-hash sample, so memory is O(max_rows * D). Default
             10000. A method's own ``max_rows`` option wins.
+        keep_duplicates: False (default) scores each distinct input once: rows whose input
+            columns repeat an earlier row's are dropped before ``max_samples`` draws its rows (a
+            repeat weighs twice in every estimator). Needs input columns the data alone decides
+            (named, or one text / image / audio column); otherwise nothing is dropped and
+            ``num_duplicates`` is None. True keeps them (still counted).
         progress: show progress bars.
+
+    The primary score of every scored row carries a delete-a-group jackknife error when its
+    statistics are Gram statistics (LogME, H-score): ``score_se``, a 90% ``interval``, and
+    across rows ``p_best`` and ``tied`` (``Ranking.confident``); see :mod:`hf_logme.confidence`.
+    A LogME at its no-signal floor gets the note "no signal at N rows".
 
     Returns:
         A :class:`Ranking`. Candidates that could not be scored are rows with status
@@ -161,7 +185,12 @@ def rank_models(
     method_specs = _resolve_methods(methods, max_rows)
     check_choice("layers", layers, LAYER_MODES)
     check_choice("distribute", distribute, ("auto", "samples", "candidates"))
-    for name, flag in (("cache", cache), ("delete_after", delete_after), ("progress", progress)):
+    for name, flag in (
+        ("cache", cache),
+        ("delete_after", delete_after),
+        ("keep_duplicates", keep_duplicates),
+        ("progress", progress),
+    ):
         check_bool(name, flag)
     options = ExtractionOptions(
         split=split,
@@ -186,8 +215,13 @@ def rank_models(
     candidates = _as_models(models)
     # Prepared once for every candidate; problems every candidate would hit are raised now,
     # before any model loads.
-    prepared = prepare_dataset(dataset, options)
+    distinct, kept, num_duplicates = _distinct_inputs(dataset, options, keep_duplicates)
+    prepared = prepare_dataset(distinct, options)
     options, task, data = prepared.options, prepared.task, prepared.data
+    # Duplicate inputs among the rows each candidate scores (0 once they are dropped).
+    scored_duplicates = (
+        None if kept is None else len(prepared.rows) - int(np.isin(prepared.rows, kept).sum())
+    )
     _check_methods_support(method_specs, task)
     distributed.init_from_env()
     rank, world = distributed.rank_and_world()
@@ -200,6 +234,8 @@ def rank_models(
         "num_rows": len(data),
         "label_column": prepared.label_column,
         "task": task,
+        "num_duplicates": num_duplicates,
+        "duplicates_kept": keep_duplicates,
     }
     # Everything that changes the statistics, and nothing that does not (device index, batch size).
     key_base = {**options.cache_key(), "fingerprint": dataset_info["fingerprint"], "layers": layers}
@@ -220,7 +256,7 @@ def rank_models(
             progress,
             collective=True,
         )
-        ranked = runner.run(candidates)
+        outcomes = runner.run(candidates)
     else:
         mine = candidates[rank::world]
         runner = _Runner(
@@ -233,9 +269,14 @@ def rank_models(
             delete_after,
             progress and rank == 0,
         )
-        ranked = [
-            row for rows_of_rank in distributed.gather(runner.run(mine)) for row in rows_of_rank
+        outcomes = [
+            done for of_rank in distributed.gather(runner.run(mine)) for done in of_rank
         ]
+    ranked = with_confidence(
+        [replace(done.row, num_duplicates=scored_duplicates) for done in outcomes],
+        {done.row.model: done.estimate for done in outcomes if done.estimate is not None},
+        no_signal={done.row.model for done in outcomes if done.no_signal},
+    )
     reported = {**options.reported(), "layers": layers}
     if world > 1:
         reported["distribute"] = mode
@@ -337,12 +378,48 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
     return candidates
 
 
+def _distinct_inputs(
+    dataset: Any, options: ExtractionOptions, keep_duplicates: bool
+) -> tuple[Any, np.ndarray | None, int | None]:
+    """(the split, without repeated inputs unless ``keep_duplicates``; the first row of each
+    distinct input, in that split's positions; how many rows repeat one).
+
+    The input columns must follow from the data and the column options alone (so the dataset is
+    still prepared once, before any model); when a model must decide them, nothing is dropped and
+    the last two are None. Problems with the dataset are left to ``prepare_dataset`` to report.
+    """
+    from .features.columns import find_inputs, resolve_split
+    from .features.duplicates import find_duplicate_inputs
+    from .features.targets import find_label_column
+
+    data = resolve_split(dataset, options.split)
+    try:
+        label_column = find_label_column(data, options.label_column)
+        inputs = find_inputs(data, None, **options.columns, exclude=(label_column,))
+    except (ValueError, LookupError):
+        return data, None, None
+    first, repeats = find_duplicate_inputs(data, inputs.columns)
+    if keep_duplicates or not repeats:
+        return data, first, repeats
+    return data.select(first), np.arange(len(first)), repeats
+
+
 def _dataset_name(dataset: Any) -> str:
     info = getattr(dataset, "info", None)
     return getattr(info, "dataset_name", None) or getattr(info, "builder_name", None) or "dataset"
 
 
 # --- the per-candidate loop ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    """A candidate's row, the jackknife estimate of its primary score (None: no error bars),
+    and whether that score is LogME's no-signal floor."""
+
+    row: RankingRow
+    estimate: Estimate | None = None
+    no_signal: bool = False
 
 
 class _Skip(Exception):
@@ -381,6 +458,9 @@ class _Runner:
         self.groups = {
             m.group: (m.kind, m.gather) for m in methods.values() if m.kind != "metadata"
         }
+        primary = next(iter(methods.values()))
+        # The primary's statistics are also kept in row groups, for its error bars.
+        self.grouped = primary.group if primary.kind in GROUPED_KINDS else None
         self.layers = layers
         self.token = options.token
         self.delete_after = delete_after
@@ -390,7 +470,8 @@ class _Runner:
         self._downloads: dict[str, Future] = {}
         self._revisions: dict[str, tuple[str | None, int | None]] = {}
 
-    def run(self, candidates: list[_Model]) -> list[RankingRow]:
+    def run(self, candidates: list[_Model]) -> list[_Ranked]:
+        """Each candidate's row, with its primary score's jackknife estimate when there is one."""
         from huggingface_hub.utils import tqdm
 
         rows = []
@@ -436,7 +517,7 @@ class _Runner:
 
     # --- one candidate -------------------------------------------------------------------------
 
-    def _rank_one(self, model: _Model) -> RankingRow:
+    def _rank_one(self, model: _Model) -> _Ranked:
         downloaded: tuple[Path, bool] | None = None
         revision = None
         try:
@@ -467,8 +548,8 @@ class _Runner:
             )
         except _Skip as skip:
             logger.warning("Skipping %s: %s", model.name, skip)
-            row = RankingRow(
-                model=model.name, status="skipped", revision=revision, reason=str(skip)
+            row = _Ranked(
+                RankingRow(model=model.name, status="skipped", revision=revision, reason=str(skip))
             )
         finally:
             if self.delete_after and downloaded is not None and downloaded[1] and _node_main():
@@ -546,7 +627,7 @@ class _Runner:
         was_cached = snapshot_is_cached(model_id, revision=revision)
         # Refuse remote code (or an unknown architecture) from config.json, before the weights.
         check_hub_config(model_id, revision=revision, token=self.token,
-                         trust_remote_code=self.extract_options["trust_remote_code"])
+                         trust_remote_code=self.options.trust_remote_code)
         path = download_candidate(
             model_id,
             revision=revision,
@@ -575,8 +656,12 @@ class _Runner:
             if kind == "source_predictions"
         }
         layers: dict[Any, dict[str, Any]] = {}
+        grouped = self.grouped if self.grouped in per_layer else None
+        row_groups: dict[Any, list[Any]] = {}  # layer -> G statistics of the grouped kind
+        seen = 0  # rows of this process's stream so far
 
         def on_batch(features: torch.Tensor | dict[int, torch.Tensor], labels: Any) -> None:
+            nonlocal seen
             if self.layers == "mean":
                 features = {"mean": torch.stack(list(features.values())).float().mean(0)}
             elif not isinstance(features, dict):
@@ -587,8 +672,18 @@ class _Runner:
                         g: STATISTICS[kind](regression=regression, **gather)
                         for g, (kind, gather) in per_layer.items()
                     }
-                for statistics in layers[layer].values():
-                    statistics.update(batch, labels)
+                    if grouped is not None:
+                        count = self._num_groups(batch.shape[-1], len(features))
+                        kind, gather = per_layer[grouped]
+                        row_groups[layer] = [
+                            STATISTICS[kind](regression=regression, **gather) for _ in range(count)
+                        ]
+                for g, statistics in layers[layer].items():
+                    if g != grouped or not row_groups[layer]:  # else merged from its groups
+                        statistics.update(batch, labels)
+                if row_groups.get(layer):
+                    _update_groups(row_groups[layer], seen, batch, labels)
+            seen += len(labels)
 
         def on_logits(logits: torch.Tensor, labels: Any) -> None:
             for statistics in shared.values():
@@ -608,9 +703,20 @@ class _Runner:
         if result.logits_reason:
             unavailable = dict.fromkeys(shared, result.logits_reason)
             shared = {}
+        for layer, held in row_groups.items():
+            for statistics in held:  # the full statistics are the sum of the groups
+                layers[layer][grouped].merge(statistics)
         return {
             "layout": ENTRY_LAYOUT,
             "groups": list(groups),
+            "row_groups": {}
+            if grouped is None
+            else {
+                grouped: {
+                    layer: [stats.state_dict() for stats in held]
+                    for layer, held in row_groups.items()
+                }
+            },
             "statistics": {
                 layer: {g: stats.state_dict() for g, stats in held.items()}
                 for layer, held in layers.items()
@@ -629,6 +735,15 @@ class _Runner:
                 "dim": result.dim,
             },
         }
+
+    def _num_groups(self, dim: int, num_layers: int) -> int:
+        """Row groups per layer: ``num_groups`` under the byte budget shared by the layers, at
+        most half the rows (so each group holds two), none below ``MIN_GROUPS``."""
+        count = min(
+            num_groups(dim, memory_bytes=GROUP_MEMORY_BYTES // num_layers),
+            len(self.dataset.rows) // 2,
+        )
+        return count if count >= MIN_GROUPS else 0
 
     def _summed(
         self, entry: dict[str, Any] | None, groups: dict[str, tuple[str, dict]]
@@ -660,6 +775,20 @@ class _Runner:
                 for g, (kind, gather) in groups.items()
                 if kind in LAYER_KINDS
             }
+        # Group g of the sum is group g of every process: row groups are dealt by each process's
+        # own row positions (the extraction callback does not see global ones), so a sharded
+        # run's groups differ from a single process's, but they still partition the rows.
+        row_groups: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+        if self.grouped in groups:
+            kind, gather = groups[self.grouped]
+            mine_groups = entry["row_groups"].get(self.grouped, {})
+            row_groups[self.grouped] = {}
+            for layer in sorted(layer_names, key=str):
+                held = mine_groups.get(layer, [])
+                count = max(distributed.gather(len(held)))
+                row_groups[self.grouped][layer] = [
+                    merged(held[i] if i < len(held) else None, kind, gather) for i in range(count)
+                ]
         unavailable: dict[str, str] = {}
         for reasons in distributed.gather(entry["unavailable"]):
             unavailable.update(reasons)
@@ -674,6 +803,7 @@ class _Runner:
         return {
             **entry,
             "statistics": statistics,
+            "row_groups": row_groups,
             "shared": shared,
             "unavailable": unavailable,
             "meta": meta,
@@ -686,11 +816,16 @@ class _Runner:
         revision: str | None,
         num_parameters: int | None,
         cached: bool,
-    ) -> RankingRow:
+    ) -> _Ranked:
         layers = {
             layer: {g: load_statistics(state) for g, state in held.items()}
             for layer, held in entry["statistics"].items()
         } or {"last": {}}
+        row_groups = {
+            layer: [load_statistics(state) for state in held]
+            for layer, held in entry["row_groups"].get(self.grouped, {}).items()
+            if held
+        }
         shared = {g: load_statistics(state) for g, state in entry["shared"].items()}
         unavailable = dict(entry["unavailable"])
         meta = entry["meta"]
@@ -709,6 +844,7 @@ class _Runner:
             shared=shared,
             unavailable=unavailable,
             keys={name: method.group for name, method in self.methods.items()},
+            row_groups=row_groups or None,
         )
         primary = next(iter(self.methods))
         layer = result.best_layer if result.best_layer is not None else next(iter(layers))
@@ -716,7 +852,8 @@ class _Runner:
         if isinstance(dim, dict):
             dim = dim.get(layer, next(iter(dim.values())))
         failed = primary in result.method_errors
-        return RankingRow(
+        estimate = None if failed else result.estimate
+        row = RankingRow(
             model=model.name,
             status="skipped" if failed else "ok",
             score=result.scores.get(primary),
@@ -732,19 +869,26 @@ class _Runner:
             reason=f"{primary}: {result.method_errors[primary]}" if failed else None,
             cached=cached,
             method_errors=result.method_errors,
+            score_se=None if estimate is None else estimate.se,
+            interval=None if estimate is None else (estimate.low, estimate.high),
+            note=f"no signal at {meta['num_samples']} rows" if result.no_signal else None,
         )
+        return _Ranked(row, estimate, result.no_signal and not failed)
 
 
 def _upgraded(entry: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A cache entry in the current layout (entries written before kinds existed hold Gram
-    statistics per layer only)."""
+    """A cache entry in the current layout: entries written before kinds existed hold Gram
+    statistics per layer only; those before layout 3 have no row groups (no error bars)."""
     if entry is None or entry.get("layout") == ENTRY_LAYOUT:
         return entry
+    if entry.get("layout") == 2:
+        return {**entry, "layout": ENTRY_LAYOUT, "row_groups": {}}
     statistics = {layer: {"gram": state} for layer, state in entry["statistics"].items()}
     return {
         "layout": ENTRY_LAYOUT,
         "groups": ["gram"],
         "statistics": statistics,
+        "row_groups": {},
         "shared": {},
         "unavailable": {},
         "meta": entry["meta"],
@@ -762,6 +906,7 @@ def _extended(entry: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
         "layout": ENTRY_LAYOUT,
         "groups": list(dict.fromkeys([*entry["groups"], *fresh["groups"]])),
         "statistics": statistics,
+        "row_groups": {**entry["row_groups"], **fresh["row_groups"]},
         "shared": {**entry["shared"], **fresh["shared"]},
         "unavailable": {**entry["unavailable"], **fresh["unavailable"]},
         "meta": {
@@ -770,6 +915,15 @@ def _extended(entry: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
             "dim": fresh["meta"]["dim"],
         },
     }
+
+
+def _update_groups(groups: list[Any], start: int, batch: torch.Tensor, labels: Any) -> None:
+    """Fold a batch's rows, at stream positions ``start ..``, into their round-robin groups."""
+    which = group_of_rows(start, len(labels), len(groups))
+    for index, statistics in enumerate(groups):
+        rows = np.flatnonzero(which == index)
+        if rows.size:
+            statistics.update(batch[torch.as_tensor(rows, device=batch.device)], labels[rows])
 
 
 def _store(store: StatisticsCache, key: dict[str, Any], entry: dict[str, Any]) -> None:

@@ -7,11 +7,13 @@ per kind of input its methods consume) and hands them here; tests build statisti
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .confidence import Estimate, from_leave_out, probability_best, tied_with_leader
 from .estimators import get_estimator
+from .results import RankingRow
 
 #: A layer's name in the statistics: a hidden-state index, "last" or "mean".
 Layer = int | str
@@ -28,12 +30,18 @@ class CandidateScores:
         layer_scores: with ``best_layer=True``, the primary's score of every layer.
         method_errors: why a method could not score this candidate, by name (the other methods
             still did).
+        no_signal: the primary's score (at its chosen layer) is LogME's no-signal floor: the
+            evidence peaks with the features ignored, so it says nothing about them.
+        estimate: the primary's delete-a-group jackknife estimate at its chosen layer, when row
+            groups were given (None otherwise, or when a group left out cannot be scored).
     """
 
     scores: dict[str, float]
     best_layer: Layer | None = None
     layer_scores: dict[Layer, float] | None = None
     method_errors: dict[str, str] = field(default_factory=dict)
+    no_signal: bool = False
+    estimate: Estimate | None = None
 
 
 def consumes(method: str) -> str:
@@ -52,7 +60,17 @@ def score_method(method: str, statistics: Any, options: Mapping[str, Any] | None
     Raises:
         ValueError: the statistics cannot be scored (too few samples, a single class...).
     """
-    return get_estimator(method).from_statistics(statistics, **dict(options or {})).compute()
+    return _scored(method, statistics, options)[0]
+
+
+def _scored(
+    method: str, statistics: Any, options: Mapping[str, Any] | None
+) -> tuple[float, bool]:
+    """(score, whether it is the no-signal floor) of one method on one set of statistics."""
+    estimator = get_estimator(method).from_statistics(statistics, **dict(options or {}))
+    score = estimator.compute()
+    result = getattr(estimator, "result", None)  # LogME's full result; other methods have none
+    return score, bool(getattr(result, "no_signal", False))
 
 
 def score_candidate(
@@ -63,6 +81,7 @@ def score_candidate(
     shared: Mapping[str, Any] | None = None,
     unavailable: Mapping[str, str] | None = None,
     keys: Mapping[str, str] | None = None,
+    row_groups: Mapping[Layer, Sequence[Any]] | None = None,
 ) -> CandidateScores:
     """Score one candidate's statistics with every method.
 
@@ -78,6 +97,9 @@ def score_candidate(
         keys: method -> the key of its statistics in ``layers``/``shared``/``unavailable``
             (default: the kind it consumes; a ranking keys statistics gathered with options,
             such as a row cap, by kind and options).
+        row_groups: per layer, the primary's statistics split into G row groups (whose sum is
+            its statistics in ``layers``); the primary's chosen layer then gets a jackknife
+            :class:`~hf_logme.confidence.Estimate`.
 
     Returns:
         A :class:`CandidateScores`.
@@ -93,6 +115,8 @@ def score_candidate(
     scores: dict[str, float] = {}
     errors: dict[str, str] = {}
     primary_layers: dict[Layer, float] | None = None
+    no_signal = False
+    chosen_primary: Layer | None = None
     for index, (method, options) in enumerate(methods.items()):
         key = keys.get(method) or consumes(method)
         if key in shared:
@@ -103,22 +127,103 @@ def score_candidate(
             errors[method] = unavailable.get(key, f"no {key} statistics were gathered")
             continue
         try:
-            per_layer = {
-                layer: score_method(method, stats, options) for layer, stats in holders.items()
-            }
+            scored = {layer: _scored(method, stats, options) for layer, stats in holders.items()}
         except ValueError as err:
             errors[method] = str(err)
             continue
+        per_layer = {layer: value for layer, (value, _) in scored.items()}
         higher = get_estimator(method).higher_is_better
-        scores[method] = per_layer[_best(per_layer, higher)]
-        if index == 0 and key not in shared:
-            primary_layers = per_layer
+        chosen = _best(per_layer, higher)
+        scores[method] = per_layer[chosen]
+        if index == 0:
+            no_signal, chosen_primary = scored[chosen][1], chosen
+            if key not in shared:
+                primary_layers = per_layer
+    primary, options = next(iter(methods.items()))
+    groups = (row_groups or {}).get(chosen_primary) if primary in scores else None
+    estimate = _jackknife(primary, groups, options) if groups else None
     if not best_layer or primary_layers is None:
-        return CandidateScores(scores, method_errors=errors)
-    primary = next(iter(methods))
-    higher = get_estimator(primary).higher_is_better
-    chosen = _best(primary_layers, higher)
-    return CandidateScores(scores, chosen, dict(primary_layers), errors)
+        return CandidateScores(
+            scores, method_errors=errors, no_signal=no_signal, estimate=estimate
+        )
+    return CandidateScores(
+        scores, chosen_primary, dict(primary_layers), errors, no_signal, estimate
+    )
+
+
+def _jackknife(
+    method: str, groups: Sequence[Any], options: Mapping[str, Any] | None
+) -> Estimate | None:
+    """The jackknife estimate of ``method`` from its per-group statistics; None when some
+    group's complement cannot be scored (e.g. it lacks a class)."""
+    cls = get_estimator(method)
+    options = dict(options or {})
+
+    def empty() -> Any:
+        first = groups[0]
+        statistics = cls.new_statistics(regression=first.regression, **first.options())
+        return cls.from_statistics(statistics, **options)
+
+    try:
+        return _jackknife_linear([cls.from_statistics(g, **options) for g in groups], empty)
+    except ValueError:
+        return None
+
+
+def _jackknife_linear(estimators: Sequence[Any], empty: Any) -> Estimate:
+    """``confidence.jackknife`` with O(G) merges instead of G^2: each complement is the merge of
+    the groups before it (prefix sums, kept) and after it (one running suffix). Memory: G + 2
+    accumulators beyond the groups."""
+    prefix = [empty()]
+    for estimator in estimators[:-1]:
+        prefix.append(empty().merge(prefix[-1]).merge(estimator))
+    total = empty().merge(prefix[-1]).merge(estimators[-1]).compute()
+    suffix, leave_out = empty(), []
+    for index in range(len(estimators) - 1, -1, -1):
+        leave_out.append(empty().merge(prefix.pop()).merge(suffix).compute())
+        suffix.merge(estimators[index])
+    return from_leave_out(total, leave_out[::-1])
+
+
+def with_confidence(
+    rows: Sequence[RankingRow],
+    estimates: Mapping[str, Estimate],
+    *,
+    no_signal: Collection[str] = (),
+) -> list[RankingRow]:
+    """The rows with ``tied`` and ``p_best`` filled in from their primary scores' estimates.
+
+    A row is ``tied`` when its interval overlaps the leader's (the best scored row, which must
+    have an estimate); ``p_best`` is set when every scored row has an estimate over the same row
+    groups (the rows are then paired, see :func:`~hf_logme.confidence.probability_best`). A
+    leader at the no-signal floor (``no_signal``: models whose score is) has no ranking to
+    offer: every scored row at that floor is then ``tied`` with it.
+
+    Args:
+        rows: the ranking's rows, in any order.
+        estimates: model -> the estimate of its primary score (scored rows only).
+        no_signal: the models whose primary score is LogME's no-signal floor.
+    """
+    scored = sorted(
+        (row for row in rows if row.status == "ok"),
+        key=lambda row: math.inf if math.isnan(row.score) else -row.score,
+    )
+    updates: dict[str, dict[str, Any]] = {}
+    with_estimates = [row for row in scored if row.model in estimates]
+    if scored and scored[0].model in estimates:
+        tied, _ = tied_with_leader([estimates[row.model] for row in with_estimates])
+        for row, is_tied in zip(with_estimates, tied):
+            updates.setdefault(row.model, {})["tied"] = is_tied
+        counts = {estimates[row.model].num_groups for row in scored if row.model in estimates}
+        if len(with_estimates) == len(scored) and len(counts) == 1:
+            p_best = probability_best([estimates[row.model] for row in scored])
+            for row, p in zip(scored, p_best):
+                updates[row.model]["p_best"] = float(p)
+    if scored and scored[0].model in no_signal:
+        for row in scored[1:]:
+            if row.model in no_signal:
+                updates.setdefault(row.model, {})["tied"] = True
+    return [replace(row, **updates.get(row.model, {})) for row in rows]
 
 
 def _best(per_layer: Mapping[Layer, float], higher_is_better: bool) -> Layer:

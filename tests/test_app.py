@@ -23,7 +23,7 @@ from hf_logme.app import find_models, parse_models
 from hf_logme.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-INTERCEPT = "LogME (with intercept)"
+INTERCEPT = "LogME (with intercept, prior=2.0)"  # the ranking defaults
 
 
 def _free_port() -> int:
@@ -81,7 +81,7 @@ def served(tmp_path_factory):
 
 
 def _expected_scores(data: Path, models: list[str]) -> dict[str, float]:
-    """LogME (with intercept) of each model's last-layer features, straight from the library
+    """LogME (with intercept, prior=2.0) of each model's last-layer features, straight from the library
     functions the app does not call (extract_features, logme)."""
     from hf_logme.data import load_dataset_source
 
@@ -89,7 +89,7 @@ def _expected_scores(data: Path, models: list[str]) -> dict[str, float]:
     scores = {}
     for model in models:
         out = hf_logme.extract_features(model, dataset, label_column="score", progress=False)
-        scores[model] = hf_logme.logme(out.features, out.labels, intercept=True)
+        scores[model] = hf_logme.logme(out.features, out.labels, intercept=True, prior=2.0)
     return scores
 
 

@@ -61,13 +61,13 @@ def test_rank_prints_writes_and_explains_skips(hub, hub_env, reviews_csv, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:5] == ["rank", "model", "LogME", "(with", "intercept)"]
+    assert lines[0].split()[:6] == ["rank", "model", "LogME", "(with", "intercept,", "prior=2.0)"]
     assert {lines[1].split()[1], lines[2].split()[1]} == {"acme/bert-tiny", "acme/bert-small"}
     assert "skipped: GatedRepoError" in result.stdout and "use_safetensors=False" in result.stdout
     data = json.loads(out.read_text())
     assert [row["status"] for row in data["rows"]] == ["ok", "ok", "skipped", "skipped"]
     assert data["dataset"]["label_column"] == "score"
-    assert data["methods"] == {"logme": {"intercept": True, "prior": None}}
+    assert data["methods"] == {"logme": {"intercept": True, "prior": 2.0}}
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -93,9 +93,12 @@ def test_rank_several_methods_and_a_row_cap(hub, hub_env, reviews_csv, tmp_path)
         hub_env,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0].split()[:4] == ["rank", "model", "logme", "num_parameters"]
+    header = result.stdout.splitlines()[0].split()
+    assert header[:7] == [
+        "rank", "model", "LogME", "(with", "intercept,", "prior=2.0)", "num_parameters"
+    ]
     data = json.loads(out.read_text())
-    assert data["methods"] == {"logme": {"intercept": True}, "num_parameters": {}}
+    assert data["methods"] == {"logme": {"intercept": True, "prior": 2.0}, "num_parameters": {}}
     row = data["rows"][0]
     assert (
         row["scores"]["num_parameters"] == row["num_parameters"] > 0 and row["method_errors"] == {}

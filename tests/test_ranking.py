@@ -8,6 +8,7 @@ import pytest
 from hub_fixtures import REVIEWS, build_text_model
 
 import hf_logme
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.ranking import rank_models
 
 
@@ -22,11 +23,14 @@ def local_models(tmp_path_factory):
 
 def one_shot(model, dataset, *, intercept=True, layers="last"):
     """LogME of features extracted in one piece, then scored in one call: an independent path.
-    (Rankings use LogME with ``intercept=True`` unless told otherwise.)"""
+    (Rankings use LogME with ``intercept=True, prior=RANKING_PRIOR`` unless told otherwise.)"""
     out = hf_logme.extract_features(model, dataset, layers=layers, progress=False)
     if layers == "last":
-        return hf_logme.logme(out.features, out.labels, intercept=intercept)
-    return {k: hf_logme.logme(f, out.labels, intercept=intercept) for k, f in out.features.items()}
+        return hf_logme.logme(out.features, out.labels, intercept=intercept, prior=RANKING_PRIOR)
+    return {
+        k: hf_logme.logme(f, out.labels, intercept=intercept, prior=RANKING_PRIOR)
+        for k, f in out.features.items()
+    }
 
 
 def test_rows_are_sorted_and_scores_match_one_shot_logme(reviews, local_models, tmp_path):
@@ -62,7 +66,7 @@ def test_best_layer_and_mean_of_layers(reviews, local_models, tmp_path):
     out = hf_logme.extract_features(deep, reviews, layers="all", progress=False)
     averaged = sum(out.features.values()) / len(out.features)
     assert mean.score == pytest.approx(
-        hf_logme.logme(averaged, out.labels, intercept=True), rel=1e-6
+        hf_logme.logme(averaged, out.labels, intercept=True, prior=RANKING_PRIOR), rel=1e-6
     )
     assert mean.best_layer is None
 
@@ -75,8 +79,8 @@ def test_cache_is_reused_across_scoring_options_and_bypassed_on_request(
     paper = rank_models(
         models, reviews, cache_dir=tmp_path, progress=False, methods={"logme": {"intercept": False}}
     )
-    assert paper.methods == {"logme": {"intercept": False, "prior": None}}
-    assert first.methods == {"logme": {"intercept": True, "prior": None}}
+    assert paper.methods == {"logme": {"intercept": False, "prior": RANKING_PRIOR}}
+    assert first.methods == {"logme": {"intercept": True, "prior": RANKING_PRIOR}}
     assert all(row.cached for row in paper.rows)
     for row in paper.rows:
         assert row.score == pytest.approx(one_shot(row.model, reviews, intercept=False), rel=1e-9)
@@ -117,7 +121,9 @@ def test_regression_targets(local_models, tmp_path):
         local_models["small"], data, label_column="rating", progress=False
     )
     assert ranking.dataset["task"] == "regression"
-    expected = hf_logme.logme(out.features, out.labels, regression=True, intercept=True)
+    expected = hf_logme.logme(
+        out.features, out.labels, regression=True, intercept=True, prior=RANKING_PRIOR
+    )
     assert ranking.rows[0].score == pytest.approx(expected, rel=1e-9)
 
 

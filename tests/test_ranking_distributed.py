@@ -79,6 +79,13 @@ def test_two_processes_rank_like_one(models, distribute, layers, batch_size):
         assert row["score"] == pytest.approx(expected.score, rel=1e-9)
         assert row["num_samples"] == expected.num_samples == 20
         assert row["best_layer"] == expected.best_layer
+        if distribute == "candidates":  # whole candidates: one process's row groups
+            assert row["score_se"] == pytest.approx(expected.score_se, rel=1e-9)
+            assert row["p_best"] == pytest.approx(expected.p_best, abs=1e-12)
+        else:  # row groups by each process's own positions, summed group-wise
+            low, high = row["interval"]
+            assert row["score_se"] > 0 and low < row["score"] < high
+    assert sum(row["p_best"] for row in rows) == pytest.approx(1.0)
     assert both[0]["options"]["distribute"] == distribute
 
 

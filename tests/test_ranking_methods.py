@@ -19,6 +19,7 @@ from hub_fixtures import build_text_model
 import hf_logme
 from hf_logme.estimators import ESTIMATORS, Estimator
 from hf_logme.estimators._rows import DEFAULT_MAX_ROWS
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.features import forward
 from hf_logme.ranking import rank_models
 
@@ -156,7 +157,7 @@ def test_source_predictions_come_from_the_checkpoints_own_head(reviews, models, 
     # The features are still the base model's: LogME as of a plain extraction.
     out = hf_logme.extract_features(models["head"], reviews, progress=False)
     assert rows[models["head"]].scores["logme"] == pytest.approx(
-        hf_logme.logme(out.features, out.labels, intercept=True), rel=1e-9
+        hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR), rel=1e-9
     )
     # The primary method cannot score the headless candidate: a skipped row, other scores kept.
     plain = rows[models["plain"]]
@@ -240,7 +241,7 @@ def test_registered_estimators_of_every_kind_from_one_pass(reviews, models, forw
         out = hf_logme.extract_features(name, reviews, progress=False)
         row = rows[name]
         assert row.scores["logme"] == pytest.approx(
-            hf_logme.logme(out.features, out.labels, intercept=True), rel=1e-9
+            hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR), rel=1e-9
         )
         for method in ("hscore", "gbc", "knn"):
             expected = hf_logme.score(out.features, out.labels, method=method)

@@ -20,6 +20,7 @@ from hf_logme.cache import (
     model_key,
     normalize_model_name,
 )
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.ranking import rank_models
 
 
@@ -34,7 +35,7 @@ def models(tmp_path_factory):
 
 def one_shot(model, dataset):
     out = hf_logme.extract_features(str(model), dataset, progress=False)
-    return hf_logme.logme(out.features, out.labels, intercept=True)
+    return hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR)
 
 
 def test_an_unwritable_cache_costs_a_warning_not_the_ranking(reviews, models, tmp_path, caplog):
@@ -102,7 +103,7 @@ def test_a_loadable_but_wrong_entry_is_recomputed_and_overwritten(
     name = str(models["one"])
     first = rank_models([name], reviews, cache_dir=tmp_path, progress=False).rows[0]
     path, stored = _stored_entry(tmp_path)
-    corrupt(stored["value"]["statistics"]["last"])
+    corrupt(stored["value"]["statistics"]["last"]["gram"])
     torch.save(stored, path)
     caplog.set_level(logging.WARNING)
     again = rank_models([name], reviews, cache_dir=tmp_path, progress=False).rows[0]

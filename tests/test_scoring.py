@@ -100,3 +100,49 @@ def test_a_method_that_cannot_score_gets_its_reason_and_the_others_still_score(l
     assert missing.scores == {} and missing.method_errors == {"logme": "no features (test)"}
     default = score_candidate({"last": {}}, {"logme": {}})
     assert default.method_errors == {"logme": "no gram statistics were gathered"}
+
+
+def test_row_groups_give_the_primarys_jackknife_at_its_chosen_layer(layers):
+    """Delete-a-group jackknife by hand: G leave-one-group-out dense marginal likelihoods."""
+    features, labels = layers
+    groups = 5
+    which = np.arange(len(labels)) % groups
+    row_groups = {
+        layer: [gram(f[which == g], labels[which == g]) for g in range(groups)]
+        for layer, f in features.items()
+    }
+    result = score_candidate(
+        {layer: {"gram": gram(f, labels)} for layer, f in features.items()},
+        {"logme": {}},
+        best_layer=True,
+        row_groups=row_groups,
+    )
+    assert result.best_layer == 1
+    leave_out = np.array(
+        [
+            oracle_logme(features[1][which != g], one_hot(labels[which != g]))
+            for g in range(groups)
+        ]
+    )
+    se = np.sqrt((groups - 1) / groups * ((leave_out - leave_out.mean()) ** 2).sum())
+    estimate = result.estimate
+    assert estimate.leave_out == pytest.approx(leave_out, rel=1e-6)
+    assert estimate.se == pytest.approx(se, rel=1e-5)
+    assert estimate.score == pytest.approx(result.scores["logme"], rel=1e-12)
+    assert result.no_signal is False
+    # Without row groups there is no estimate.
+    plain = score_candidate({1: {"gram": gram(features[1], labels)}}, {"logme": {}})
+    assert plain.estimate is None
+
+
+def test_features_orthogonal_to_the_labels_are_at_the_no_signal_floor():
+    labels = np.tile([0, 0, 1, 1], 4)
+    features = np.tile([1.0, -1.0, 1.0, -1.0], 4)[:, None]  # centred, orthogonal to the labels
+    result = score_candidate(
+        {"last": {"gram": gram(features, labels)}}, {"logme": {"intercept": True, "prior": 2.0}}
+    )
+    assert result.no_signal is True
+    signal = np.tile([0.0, 0.1, 1.0, 1.1], 4)[:, None]
+    assert score_candidate(
+        {"last": {"gram": gram(signal, labels)}}, {"logme": {"intercept": True, "prior": 2.0}}
+    ).no_signal is False

@@ -64,6 +64,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "--max-samples", type=positive_int, help="score a stratified, seeded subsample of this size"
     )
     data.add_argument("--seed", type=int, default=0, help="subsample seed (default: 0)")
+    data.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="score rows whose inputs repeat an earlier row's too (default: each distinct "
+        "input once)",
+    )
 
     which = parser.add_argument_group("candidates: --models, or else a Hub search")
     chosen = which.add_mutually_exclusive_group()
@@ -217,11 +223,15 @@ def run(args: argparse.Namespace) -> int:
         delete_after=args.delete_after,
         distribute=args.distribute,
         **({} if args.max_rows is None else {"max_rows": args.max_rows}),
+        keep_duplicates=args.keep_duplicates,
         progress=not args.quiet,
     )
     if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
         return EXIT_OK if ranking.scored else EXIT_NO_RESULT
     print(ranking)
+    line = confidence_line(ranking)
+    if line:
+        print(line)
     not_written = []
     for flag, path, write in (
         ("--output", args.output, ranking.save),
@@ -274,6 +284,27 @@ def check_outputs(output: str | None, plot: str | None) -> None:
             raise ValueError(f"{flag} {path}: not writable here; choose another place.")
     if plot and importlib.util.find_spec("matplotlib") is None:
         raise ValueError("--plot needs matplotlib: pip install 'hf-logme[plot]', or drop --plot.")
+
+
+def confidence_line(ranking: Any) -> str | None:
+    """One line when the top two rows' intervals overlap, with about how many rows would
+    separate them (both errors shrinking as 1 / sqrt(n)); None when separated or unknown."""
+    from hf_logme.confidence import Estimate, rows_to_separate
+
+    scored = ranking.scored
+    if ranking.confident is not False or len(scored) < 2 or scored[1].interval is None:
+        return None
+    level = ranking.interval_level
+
+    def estimate(row: Any) -> Estimate:
+        low, high = row.interval
+        return Estimate(row.score, row.score_se, low, high, level, (), row.score)
+
+    rows = rows_to_separate(estimate(scored[0]), estimate(scored[1]), scored[0].num_samples)
+    head = f"not confident: the top two are within their {level:.0%} intervals; "
+    if rows is None:
+        return head + "their scores are equal, so more rows would likely not separate them"
+    return head + f"about {rows:,} rows would likely separate them"
 
 
 def method_names(given: list[str] | None) -> list[str]:
