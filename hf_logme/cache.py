@@ -147,11 +147,14 @@ def _check_kind(state: dict[str, Any]) -> str | None:
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             if not bool(torch.isfinite(value).all()):
                 return f"non-finite {name}"
+    problem = _check_state(state) if state["kind"] == "gram" else None
+    if problem:
+        return problem
     try:
         load_statistics(state)
     except Exception as err:  # any way a state fails to load makes it unusable
         return f"a {state['kind']!r} state that does not load ({type(err).__name__}: {err})"
-    return _check_state(state) if state["kind"] == "gram" else None
+    return None
 
 
 def _check_state(state: Any) -> str | None:

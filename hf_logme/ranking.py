@@ -503,6 +503,7 @@ class _Runner:
                 value = fn()
             except Exception as err:  # noqa: BLE001 (every process must reach the broadcast)
                 error = describe_error(err)
+                logger.debug("Traceback", exc_info=True)
         if self.collective:
             value, error = distributed.broadcast((value, error))
         if error is not None:

@@ -61,7 +61,7 @@ def test_rank_prints_writes_and_explains_skips(hub, hub_env, reviews_csv, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:6] == ["rank", "model", "LogME", "(with", "intercept,", "prior=2.0)"]
+    assert lines[0].split()[:6] == ["rank", "model", "LogME", "(with", "intercept,", "small-sample"]
     assert {lines[1].split()[1], lines[2].split()[1]} == {"acme/bert-tiny", "acme/bert-small"}
     assert "skipped: GatedRepoError" in result.stdout and "use_safetensors=False" in result.stdout
     data = json.loads(out.read_text())
@@ -94,9 +94,10 @@ def test_rank_several_methods_and_a_row_cap(hub, hub_env, reviews_csv, tmp_path)
     )
     assert result.returncode == 0, result.stderr
     header = result.stdout.splitlines()[0].split()
-    assert header[:7] == [
-        "rank", "model", "LogME", "(with", "intercept,", "prior=2.0)", "num_parameters"
-    ]
+    assert header[:9] == [
+        "rank", "model", "LogME", "(with", "intercept,", "small-sample", "prior", "2)",
+        "num_parameters",
+    ]  # fmt: skip
     data = json.loads(out.read_text())
     assert data["methods"] == {"logme": {"intercept": True, "prior": 2.0}, "num_parameters": {}}
     row = data["rows"][0]

@@ -133,7 +133,7 @@ def test_source_scores_ignore_logit_shifts_and_class_order(name):
 
 @pytest.mark.parametrize("name", sorted(ESTIMATORS))
 def test_a_string_flag_is_a_type_error(name):
-    with pytest.raises(TypeError, match="regression must be a bool"):
+    with pytest.raises(TypeError, match="regression must be True or False"):
         get_estimator(name)(regression="False")
 
 

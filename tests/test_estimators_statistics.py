@@ -203,5 +203,5 @@ def test_merge_refuses_other_kinds_and_dimensions(kind):
 
 @pytest.mark.parametrize("kind", sorted(STATISTICS))
 def test_a_string_regression_flag_is_a_type_error(kind):
-    with pytest.raises(TypeError, match="regression must be a bool"):
+    with pytest.raises(TypeError, match="regression must be True or False"):
         STATISTICS[kind](regression="no")

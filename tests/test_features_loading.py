@@ -69,7 +69,8 @@ def test_two_modality_models_are_unsupported(tmp_path, reviews):
 
 
 def test_a_text_model_on_an_image_dataset_is_unsupported(bert):
-    images = datasets.Dataset.from_dict({"pixels": [np.zeros((4, 4, 3), np.uint8)], "label": [0]})
+    pixels = [np.zeros((4, 4, 3), np.uint8)] * 2
+    images = datasets.Dataset.from_dict({"pixels": pixels, "label": [0, 1]})
     with pytest.raises(
         UnsupportedModelError, match="reads text but the dataset has no text column"
     ):

@@ -18,7 +18,7 @@ def test_rank_models_refuses_non_bool_flags_before_anything_else(flag, reviews):
 
 
 def test_select_checkpoint_refuses_a_string_trust_remote_code(reviews):
-    from hf_logme.trainer import select_checkpoint
+    from hf_logme.selection import select_checkpoint
 
     with pytest.raises(TypeError, match="trust_remote_code must be True or False"):
         select_checkpoint(reviews, ["org/model"], trust_remote_code="false")

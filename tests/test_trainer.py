@@ -119,7 +119,7 @@ def test_select_checkpoint_forwards_the_ranking_options(reviews, local_models, t
         progress=False,
     )
     assert ranking.dataset["task"] == "regression" and ranking.dataset["label_column"] == "rating"
-    assert ranking.methods == {"logme": {"intercept": False}}
+    assert ranking.methods == {"logme": {"intercept": False, "prior": 2.0}}
     assert ranking.options["pooling"] == "mean" and ranking.options["layers"] == "best"
     assert {row.num_samples for row in ranking.rows} == {20}
     assert all(row.best_layer is not None for row in ranking.rows)

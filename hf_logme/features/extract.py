@@ -352,7 +352,8 @@ def extract(
         prepared = dataset
     else:
         prepared = prepare_dataset(dataset, options)
-    o = prepared.options
+    # This call's options (source predictions, shard...) with the prepared label column and task.
+    o = options.replace(label_column=prepared.label_column, task=prepared.task)
     from .tokens import TOKEN_TASK, extract_token_features  # tokens imports this module
 
     if o.task == TOKEN_TASK:  # one row per word
