@@ -70,7 +70,11 @@ def rank_agreement(
         y = np.array([truth[i] for i in ids])
     chosen = x == x.max()
     best_true = y.max()
-    regret = (best_true - y[chosen]) / abs(best_true) if best_true != 0 else np.full(chosen.sum(), np.nan)
+    regret = (
+        (best_true - y[chosen]) / abs(best_true)
+        if best_true != 0
+        else np.full(chosen.sum(), np.nan)
+    )
     k = min(3, len(ids))
     true_top = y >= np.sort(y)[::-1][k - 1]
     scored_top = x >= np.sort(x)[::-1][k - 1]

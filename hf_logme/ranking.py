@@ -39,6 +39,7 @@ from .estimators._rows import DEFAULT_MAX_ROWS
 from .estimators.logme import RANKING_PRIOR
 from .results import Ranking, RankingRow
 from .scoring import score_candidate, with_confidence
+from .verbosity import quiet_libraries
 
 if TYPE_CHECKING:
     from .features.options import ExtractionOptions
@@ -53,9 +54,7 @@ LAYER_MODES = ("last", "best", "mean")
 # ranked below its own randomly initialised copy on 10 of 10 food-review subsets (with it: on
 # none); see the README. And the small-sample LogME (``prior=RANKING_PRIOR``): finite for any
 # number of rows and any duplicates, and within O(1/n^2) of the exact value once n >> D.
-RANKING_DEFAULTS: dict[str, dict[str, Any]] = {
-    "logme": {"intercept": True, "prior": RANKING_PRIOR}
-}
+RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True, "prior": RANKING_PRIOR}}
 # Tasks whose labels are classes (token classification: one class per word).
 _CLASS_TASKS = ("classification", "token-classification")
 
@@ -256,7 +255,8 @@ def rank_models(
             progress,
             collective=True,
         )
-        outcomes = runner.run(candidates)
+        with quiet_libraries():  # transformers' and the Hub's own bars and reports, unless -v
+            outcomes = runner.run(candidates)
     else:
         mine = candidates[rank::world]
         runner = _Runner(
@@ -269,9 +269,9 @@ def rank_models(
             delete_after,
             progress and rank == 0,
         )
-        outcomes = [
-            done for of_rank in distributed.gather(runner.run(mine)) for done in of_rank
-        ]
+        with quiet_libraries():
+            done_here = runner.run(mine)
+        outcomes = [done for of_rank in distributed.gather(done_here) for done in of_rank]
     ranked = with_confidence(
         [replace(done.row, num_duplicates=scored_duplicates) for done in outcomes],
         {done.row.model: done.estimate for done in outcomes if done.estimate is not None},
@@ -367,7 +367,9 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
                 f"models must be Hub ids, local paths or Candidates (or model objects: torch "
                 f"modules, SentenceTransformers, LoadedModels); got {type(given).__name__}."
             )
-        identity = os.path.realpath(model.name) if model.local else model.name  # one folder, one row
+        identity = (
+            os.path.realpath(model.name) if model.local else model.name
+        )  # one folder, one row
         if identity in seen:
             twice = f" (as {seen[identity]!r} and {given!r})" if seen[identity] != given else ""
             raise ValueError(f"models lists {model.name!r} twice{twice}; drop one.")
@@ -627,8 +629,12 @@ class _Runner:
 
         was_cached = snapshot_is_cached(model_id, revision=revision)
         # Refuse remote code (or an unknown architecture) from config.json, before the weights.
-        check_hub_config(model_id, revision=revision, token=self.token,
-                         trust_remote_code=self.options.trust_remote_code)
+        check_hub_config(
+            model_id,
+            revision=revision,
+            token=self.token,
+            trust_remote_code=self.options.trust_remote_code,
+        )
         path = download_candidate(
             model_id,
             revision=revision,

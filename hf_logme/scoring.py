@@ -63,9 +63,7 @@ def score_method(method: str, statistics: Any, options: Mapping[str, Any] | None
     return _scored(method, statistics, options)[0]
 
 
-def _scored(
-    method: str, statistics: Any, options: Mapping[str, Any] | None
-) -> tuple[float, bool]:
+def _scored(method: str, statistics: Any, options: Mapping[str, Any] | None) -> tuple[float, bool]:
     """(score, whether it is the no-signal floor) of one method on one set of statistics."""
     estimator = get_estimator(method).from_statistics(statistics, **dict(options or {}))
     score = estimator.compute()
@@ -143,9 +141,7 @@ def score_candidate(
     groups = (row_groups or {}).get(chosen_primary) if primary in scores else None
     estimate = _jackknife(primary, groups, options) if groups else None
     if not best_layer or primary_layers is None:
-        return CandidateScores(
-            scores, method_errors=errors, no_signal=no_signal, estimate=estimate
-        )
+        return CandidateScores(scores, method_errors=errors, no_signal=no_signal, estimate=estimate)
     return CandidateScores(
         scores, chosen_primary, dict(primary_layers), errors, no_signal, estimate
     )

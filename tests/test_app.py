@@ -81,8 +81,8 @@ def served(tmp_path_factory):
 
 
 def _expected_scores(data: Path, models: list[str]) -> dict[str, float]:
-    """LogME (with intercept, prior=2.0) of each model's last-layer features, straight from the library
-    functions the app does not call (extract_features, logme)."""
+    """LogME (with intercept, prior=2.0) of each model's last-layer features, straight from the
+    library functions the app does not call (extract_features, logme)."""
     from hf_logme.data import load_dataset_source
 
     dataset = load_dataset_source(str(data), split="train")

@@ -32,7 +32,9 @@ def files(tmp_path):
 
 def test_json_output_uses_the_primary_method_and_seed_means(files, capsys):
     ranking, truth = files
-    assert main(["validate", "--ranking", str(ranking), "--ground-truth", str(truth), "--json"]) == 0
+    assert (
+        main(["validate", "--ranking", str(ranking), "--ground-truth", str(truth), "--json"]) == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["method"] == "logme" and out["num_models"] == 3
     assert out["chosen"] == ["org/a"] and out["best"] == ["org/b"]
@@ -43,8 +45,20 @@ def test_json_output_uses_the_primary_method_and_seed_means(files, capsys):
 
 def test_table_output_for_another_method(files, capsys):
     ranking, truth = files
-    assert main(["validate", "--ranking", str(ranking), "--ground-truth", str(truth),
-                 "--method", "hscore"]) == 0
+    assert (
+        main(
+            [
+                "validate",
+                "--ranking",
+                str(ranking),
+                "--ground-truth",
+                str(truth),
+                "--method",
+                "hscore",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     tau = stats.kendalltau([3.0, 1.0, 2.0], [0.8, 0.9, 0.6]).statistic
     assert printed.startswith("hscore vs accuracy over 3 models")
@@ -71,8 +85,10 @@ def test_missing_model_and_files_exit_2(files, tmp_path, capsys):
     partial.write_text("model,accuracy\norg/a,0.8\norg/b,0.9\n")
     assert main(["validate", "--ranking", str(ranking), "--ground-truth", str(partial)]) == 2
     assert "ground_truth has no value for ['org/c']" in capsys.readouterr().err
-    assert main(["validate", "--ranking", str(tmp_path / "no.json"), "--ground-truth",
-                 str(partial)]) == 2
+    assert (
+        main(["validate", "--ranking", str(tmp_path / "no.json"), "--ground-truth", str(partial)])
+        == 2
+    )
     assert "--ranking" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text("model,accuracy\norg/a,high\n")

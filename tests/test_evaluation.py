@@ -71,7 +71,11 @@ def test_tied_top_scores_average_hit_and_regret():
 
 def test_tie_tolerance_merges_ground_truth_within_the_spread():
     assert tie_within({"a": 0.90, "b": 0.895, "c": 0.80, "d": 0.795}, 0.01) == {
-        "a": 0.90, "b": 0.90, "c": 0.80, "d": 0.80}
+        "a": 0.90,
+        "b": 0.90,
+        "c": 0.80,
+        "d": 0.80,
+    }
     scores = {"a": 1.0, "b": 2.0, "c": 0.0}
     truth = {"a": 0.90, "b": 0.895, "c": 0.5}
     assert rank_agreement(scores, truth)["top1_hit"] == 0.0

@@ -198,8 +198,18 @@ def test_cli_prints_the_confidence_line(models, tmp_path, capsys):
     with path.open("w", newline="") as f:
         csv.writer(f).writerows([("review", "label"), *REVIEWS])
     code = main(
-        ["rank", "--dataset", str(path), "--models", *models.values(), "--cache-dir",
-         str(tmp_path / "cache"), "--quiet", "--output", str(tmp_path / "r.json")]
+        [
+            "rank",
+            "--dataset",
+            str(path),
+            "--models",
+            *models.values(),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--quiet",
+            "--output",
+            str(tmp_path / "r.json"),
+        ]
     )
     assert code == 0
     ranking = Ranking.from_json(tmp_path / "r.json")

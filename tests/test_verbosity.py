@@ -159,3 +159,22 @@ def test_loading_a_model_prints_no_bar_and_no_load_report(tmp_path):
         assert "Loading weights" in text and "LOAD REPORT" in text and "classifier" in text
     assert "Loading weights" not in quiet and "LOAD REPORT" not in quiet
     assert quiet.strip() == ""
+
+
+def test_a_ranking_silences_transformers_and_restores_it(reviews, tmp_path, capsys):
+    """rank_models runs its candidates inside quiet_libraries: no transformers warnings or
+    bars of its own while it loads models, and the caller's verbosity is back afterwards."""
+    import transformers
+    from hub_fixtures import build_text_model
+
+    from hf_logme import rank_models
+
+    transformers.logging.set_verbosity_info()
+    try:
+        model = build_text_model(tmp_path / "tiny")
+        ranking = rank_models([model], reviews, cache=False, progress=False)
+        assert ranking.rows[0].status == "ok"
+        assert transformers.logging.get_verbosity() == transformers.logging.INFO
+        assert "Loading weights" not in capsys.readouterr().err
+    finally:
+        transformers.logging.set_verbosity_warning()

@@ -54,10 +54,30 @@ RECIPE = {
 }
 TASK_ORDER = ["trump_tweets", "digits", "birds", "drugreview", "tate_text"]
 FIELDS = [
-    "model", "kind", "modality", "task", "seed", "lr", "head_lr", "recipe", "epochs",
-    "batch_size", "max_length", "train_rows", "val_rows", "test_rows", "metric", "val_metric",
-    "test_metric", "train_loss_first_epoch", "train_loss_end", "wall_s", "torch",
-    "transformers", "threads", "finished_utc",
+    "model",
+    "kind",
+    "modality",
+    "task",
+    "seed",
+    "lr",
+    "head_lr",
+    "recipe",
+    "epochs",
+    "batch_size",
+    "max_length",
+    "train_rows",
+    "val_rows",
+    "test_rows",
+    "metric",
+    "val_metric",
+    "test_metric",
+    "train_loss_first_epoch",
+    "train_loss_end",
+    "wall_s",
+    "torch",
+    "transformers",
+    "threads",
+    "finished_utc",
 ]
 
 
@@ -80,7 +100,9 @@ def _text_model(name: str, task: task_module.Task, zoo_dir: Path):
 
     path = zoo.model_path(name, zoo_dir)
     model, info = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=task.num_labels, output_loading_info=True,
+        path,
+        num_labels=task.num_labels,
+        output_loading_info=True,
         problem_type="regression" if task.regression else "single_label_classification",
     )
     new = set(info["missing_keys"])
@@ -93,8 +115,13 @@ def _batches(task, split, tokenizer, order):
     for start in range(0, len(order), bs):
         rows = split.select(order[start : start + bs])
         if task.modality == "text":
-            inputs = tokenizer(list(rows["text"]), truncation=True, max_length=RECIPE["max_length"],
-                               padding=True, return_tensors="pt")
+            inputs = tokenizer(
+                list(rows["text"]),
+                truncation=True,
+                max_length=RECIPE["max_length"],
+                padding=True,
+                return_tensors="pt",
+            )
         else:
             inputs = zoo.ImageEncoder.preprocess(list(rows["image"]))
         yield inputs, torch.tensor(list(rows["label"]))
@@ -153,7 +180,9 @@ def run_one(name: str, task: task_module.Task, seed: int, lr: float, zoo_dir: Pa
     for _ in range(epochs):
         model.train()
         losses = []
-        for inputs, target in _batches(task, task.train, tokenizer, gen.permutation(len(task.train))):
+        for inputs, target in _batches(
+            task, task.train, tokenizer, gen.permutation(len(task.train))
+        ):
             out = _forward(model, task, inputs)
             if task.regression:
                 loss = torch.nn.functional.mse_loss(out[:, 0], (target.float() - mean) / std)
@@ -169,16 +198,29 @@ def run_one(name: str, task: task_module.Task, seed: int, lr: float, zoo_dir: Pa
     val = _metric(task, _predict(model, task, task.val, tokenizer), task.val, mean, std)
     test = _metric(task, _predict(model, task, task.test, tokenizer), task.test, mean, std)
     return {
-        "model": name, "kind": zoo.MODELS[name].kind, "modality": task.modality,
-        "task": task.name, "seed": seed, "lr": lr, "head_lr": head_lr, "recipe": RECIPE["name"],
-        "epochs": epochs, "batch_size": RECIPE["batch_size"],
+        "model": name,
+        "kind": zoo.MODELS[name].kind,
+        "modality": task.modality,
+        "task": task.name,
+        "seed": seed,
+        "lr": lr,
+        "head_lr": head_lr,
+        "recipe": RECIPE["name"],
+        "epochs": epochs,
+        "batch_size": RECIPE["batch_size"],
         "max_length": RECIPE["max_length"] if task.modality == "text" else "",
-        "train_rows": len(task.train), "val_rows": len(task.val), "test_rows": len(task.test),
-        "metric": task.metric, "val_metric": round(val, 6), "test_metric": round(test, 6),
+        "train_rows": len(task.train),
+        "val_rows": len(task.val),
+        "test_rows": len(task.test),
+        "metric": task.metric,
+        "val_metric": round(val, 6),
+        "test_metric": round(test, 6),
         "train_loss_first_epoch": round(epoch_losses[0], 6),
         "train_loss_end": round(epoch_losses[-1], 6),
-        "wall_s": round(time.perf_counter() - start, 1), "torch": torch.__version__,
-        "transformers": transformers.__version__, "threads": torch.get_num_threads(),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": torch.get_num_threads(),
         "finished_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
 
@@ -187,8 +229,11 @@ def _rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with path.open(newline="") as handle:
-        return [r for r in csv.DictReader(handle)
-                if r.get("finished_utc") and r["recipe"] == RECIPE["name"]]
+        return [
+            r
+            for r in csv.DictReader(handle)
+            if r.get("finished_utc") and r["recipe"] == RECIPE["name"]
+        ]
 
 
 def _lrs(rows: list[dict], name: str, task: task_module.Task, seed: int, first: int) -> list:
@@ -196,8 +241,11 @@ def _lrs(rows: list[dict], name: str, task: task_module.Task, seed: int, first: 
     grid = RECIPE["lrs"][task.modality]
     if seed == first:
         return grid
-    val = {float(r["lr"]): float(r["val_metric"]) for r in rows
-           if (r["model"], r["task"], int(r["seed"])) == (name, task.name, first)}
+    val = {
+        float(r["lr"]): float(r["val_metric"])
+        for r in rows
+        if (r["model"], r["task"], int(r["seed"])) == (name, task.name, first)
+    }
     if set(val) != set(grid):
         return grid  # the first seed's grid is incomplete (e.g. run with --seeds 1 only)
     return [max(grid, key=lambda lr: (val[lr], -lr))]
@@ -218,8 +266,10 @@ def schedule(task_names, model_names, seeds):
     """(task, seed, model) in the benchmark's order: task-major, seed-major, cheapest first."""
     for task_name in task_names:
         modality = "image" if task_name == "digits" else "text"
-        models = sorted((m for m in model_names if zoo.MODELS[m].modality == modality),
-                        key=lambda m: zoo.MODELS[m].cost)
+        models = sorted(
+            (m for m in model_names if zoo.MODELS[m].modality == modality),
+            key=lambda m: zoo.MODELS[m].cost,
+        )
         for seed in seeds:
             for name in models:
                 yield task_name, seed, name
@@ -232,8 +282,13 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=TASK_ORDER, choices=TASK_ORDER)
     parser.add_argument("--models", nargs="+", default=list(zoo.MODELS), choices=list(zoo.MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--lrs", nargs="+", type=float, default=None,
-                        help="encoder learning rates (default: the recipe's grid per modality)")
+    parser.add_argument(
+        "--lrs",
+        nargs="+",
+        type=float,
+        default=None,
+        help="encoder learning rates (default: the recipe's grid per modality)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -242,17 +297,22 @@ def main() -> None:
     done = {(r["model"], r["task"], int(r["seed"]), float(r["lr"])) for r in rows}
     loaded: dict[str, task_module.Task] = {}
     for task_name, seed, name in schedule(args.tasks, args.models, args.seeds):
-        task = loaded.get(task_name) or loaded.setdefault(task_name, task_module.load_task(task_name))
+        task = loaded.get(task_name) or loaded.setdefault(
+            task_name, task_module.load_task(task_name)
+        )
         for lr in args.lrs or _lrs(rows, name, task, seed, args.seeds[0]):
             if (name, task_name, seed, lr) in done:
                 continue
             row = run_one(name, task, seed, lr, args.zoo)
             _append(args.out, row)
             rows.append({k: str(v) for k, v in row.items()})
-            print(f"{row['finished_utc']} {task_name} seed={seed} {name} lr={lr:g}: "
-                  f"val={row['val_metric']:.4f} test={row['test_metric']:.4f} "
-                  f"loss {row['train_loss_first_epoch']:.3f}->{row['train_loss_end']:.3f} "
-                  f"{row['wall_s']:.0f}s", flush=True)
+            print(
+                f"{row['finished_utc']} {task_name} seed={seed} {name} lr={lr:g}: "
+                f"val={row['val_metric']:.4f} test={row['test_metric']:.4f} "
+                f"loss {row['train_loss_first_epoch']:.3f}->{row['train_loss_end']:.3f} "
+                f"{row['wall_s']:.0f}s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -93,12 +93,22 @@ def features(model: str, task: task_module.Task, pooling: str, cache: Path, zoo_
         entry = torch.load(auto, weights_only=False)
         if entry["pooling"] == pooling:  # "auto" chose this pooling: the same features
             return dict(entry, extract_s=0.0)
-    options = {"label_column": "label", "pooling": pooling, "batch_size": 32, "device": "cpu",
-               "task": "regression" if task.regression else "classification", "progress": False}
+    options = {
+        "label_column": "label",
+        "pooling": pooling,
+        "batch_size": 32,
+        "device": "cpu",
+        "task": "regression" if task.regression else "classification",
+        "progress": False,
+    }
     if task.modality == "text":
         out = hf_logme.extract_features(
-            str(zoo.model_path(model, zoo_dir)), task.train, text_column="text", layers="all",
-            max_length=finetune.RECIPE["max_length"], **options,
+            str(zoo.model_path(model, zoo_dir)),
+            task.train,
+            text_column="text",
+            layers="all",
+            max_length=finetune.RECIPE["max_length"],
+            **options,
         )
         layers, seconds = out.features, out.timings["load_s"] + out.timings["extract_s"]
     else:  # custom modules give one state per pass (see zoo.ImageEncoder)
@@ -135,14 +145,19 @@ def configurations(regression: bool) -> list[dict[str, Any]]:
             continue
         extra = [{"intercept": True}, {"intercept": False}] if name == "logme" else [{}]
         for options in extra:
-            out.append({"method": name, "options": options, "sign": 1 if cls.higher_is_better else -1})
+            out.append(
+                {"method": name, "options": options, "sign": 1 if cls.higher_is_better else -1}
+            )
     return out
 
 
 def config_name(method: str, options: dict, layers: str, pooling: str) -> str:
     opts = ",".join(f"{k}={v}" for k, v in sorted(options.items()))
-    return f"{method}[{opts}] layers={layers} pooling={pooling}" if opts else \
-        f"{method} layers={layers} pooling={pooling}"
+    return (
+        f"{method}[{opts}] layers={layers} pooling={pooling}"
+        if opts
+        else f"{method} layers={layers} pooling={pooling}"
+    )
 
 
 def estimator_score(feats: dict, labels: np.ndarray, config: dict, regression: bool) -> float:
@@ -159,8 +174,12 @@ def linear_probe(entry: dict, regression: bool) -> float:
     from sklearn.preprocessing import StandardScaler
 
     x = entry["layers"][max(entry["layers"])].numpy()
-    head = RidgeCV(alphas=np.logspace(-2, 4, 13)) if regression else LogisticRegression(max_iter=2000)
-    return float(cross_val_score(make_pipeline(StandardScaler(), head), x, entry["labels"], cv=5).mean())
+    head = (
+        RidgeCV(alphas=np.logspace(-2, 4, 13)) if regression else LogisticRegression(max_iter=2000)
+    )
+    return float(
+        cross_val_score(make_pipeline(StandardScaler(), head), x, entry["labels"], cv=5).mean()
+    )
 
 
 # ------------------------------------------------------------------------------------- main
@@ -178,11 +197,14 @@ def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict]:
                     continue
                 for config in configurations(task.regression):
                     name = config_name(config["method"], config["options"], mode, pooling)
-                    scores[name][model] = estimator_score(feats, entry["labels"], config,
-                                                          task.regression)
+                    scores[name][model] = estimator_score(
+                        feats, entry["labels"], config, task.regression
+                    )
             if pooling == "auto":
                 scores["baseline: linear probe"][model] = linear_probe(entry, task.regression)
-                scores["baseline: parameter count"][model] = float(zoo.num_parameters(model, zoo_dir))
+                scores["baseline: parameter count"][model] = float(
+                    zoo.num_parameters(model, zoo_dir)
+                )
         log(f"  {task.name} {model}: features in {seconds[model]:.0f}s")
     return scores, seconds
 
@@ -193,9 +215,15 @@ def rows_study(task, models, cache, zoo_dir, config, mode, pooling, repeats=3) -
     total = len(next(iter(entries.values()))["labels"])
 
     def ranking(rows):
-        return {m: estimator_score({k: v[rows] for k, v in _layer_features(e, mode).items()},
-                                   e["labels"][rows], config, task.regression)
-                for m, e in entries.items()}
+        return {
+            m: estimator_score(
+                {k: v[rows] for k, v in _layer_features(e, mode).items()},
+                e["labels"][rows],
+                config,
+                task.regression,
+            )
+            for m, e in entries.items()
+        }
 
     full = ranking(np.arange(total))
     out = []
@@ -204,8 +232,15 @@ def rows_study(task, models, cache, zoo_dir, config, mode, pooling, repeats=3) -
         for rep in range(repeats if n < total else 1):
             rows = np.sort(np.random.default_rng(rep).choice(total, n, replace=False))
             taus.append(rank_agreement(ranking(rows), full)["kendall_tau"])
-        out.append({"task": task.name, "rows": n, "tau_mean": float(np.mean(taus)),
-                    "tau_min": float(np.min(taus)), "repeats": len(taus)})
+        out.append(
+            {
+                "task": task.name,
+                "rows": n,
+                "tau_mean": float(np.mean(taus)),
+                "tau_min": float(np.min(taus)),
+                "repeats": len(taus),
+            }
+        )
     return out
 
 
@@ -216,10 +251,17 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=default_cache_dir())
     parser.add_argument("--zoo", type=Path, default=zoo.default_zoo_dir())
     parser.add_argument("--tasks", nargs="+", default=finetune.TASK_ORDER)
-    parser.add_argument("--min-models", type=int, default=4,
-                        help="skip a task with fewer fine-tuned models than this")
-    parser.add_argument("--rows-study", action="store_true",
-                        help="also write rows_stability.csv (LogME, intercept, last, auto)")
+    parser.add_argument(
+        "--min-models",
+        type=int,
+        default=4,
+        help="skip a task with fewer fine-tuned models than this",
+    )
+    parser.add_argument(
+        "--rows-study",
+        action="store_true",
+        help="also write rows_stability.csv (LogME, intercept, last, auto)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -234,16 +276,23 @@ def main() -> None:
             continue
         task = task_module.load_task(name)
         start = time.perf_counter()
-        scores, seconds = score_task(task, models, args.cache, args.zoo,
-                                     lambda s: print(s, file=sys.stderr))
+        scores, seconds = score_task(
+            task, models, args.cache, args.zoo, lambda s: print(s, file=sys.stderr)
+        )
         for config, by_model in scores.items():
-            table[config][name] = rank_agreement(by_model, truth[name],
-                                                 tie_tolerance=tolerance.get(name, 0.0))
-        timing.append({"task": name, "models": len(models),
-                       "two_seed_models": sum(v > 1 for v in seeds[name].values()),
-                       "tie_tolerance": tolerance.get(name, 0.0),
-                       "extract_s_all_poolings": sum(seconds.values()),
-                       "score_s_all_configs": time.perf_counter() - start - sum(seconds.values())})
+            table[config][name] = rank_agreement(
+                by_model, truth[name], tie_tolerance=tolerance.get(name, 0.0)
+            )
+        timing.append(
+            {
+                "task": name,
+                "models": len(models),
+                "two_seed_models": sum(v > 1 for v in seeds[name].values()),
+                "tie_tolerance": tolerance.get(name, 0.0),
+                "extract_s_all_poolings": sum(seconds.values()),
+                "score_s_all_configs": time.perf_counter() - start - sum(seconds.values()),
+            }
+        )
         if args.rows_study:
             config = {"method": "logme", "options": {"intercept": True}, "sign": 1}
             study += rows_study(task, models, args.cache, args.zoo, config, "last", "auto")
@@ -257,19 +306,43 @@ def main() -> None:
 
 
 def _write(path: Path, table: dict, timing: list[dict]) -> None:
-    fields = ["config", "task", "num_models", "weighted_tau", "kendall_tau", "spearman",
-              "pearson", "top1_hit", "top1_regret", "top3_recall", "chosen", "best"]
+    fields = [
+        "config",
+        "task",
+        "num_models",
+        "weighted_tau",
+        "kendall_tau",
+        "spearman",
+        "pearson",
+        "top1_hit",
+        "top1_regret",
+        "top3_recall",
+        "chosen",
+        "best",
+    ]
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         for config, per_task in sorted(table.items()):
             for task, result in per_task.items():
                 row = {k: result[k] for k in fields[2:]}
-                row.update(config=config, task=task, chosen=" ".join(result["chosen"]),
-                           best=" ".join(result["best"]))
-                writer.writerow({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-            writer.writerow({"config": config, "task": "mean", "num_models": "",
-                             **{s: round(_mean(per_task, s), 4) for s in fields[3:10]}})
+                row.update(
+                    config=config,
+                    task=task,
+                    chosen=" ".join(result["chosen"]),
+                    best=" ".join(result["best"]),
+                )
+                writer.writerow(
+                    {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                )
+            writer.writerow(
+                {
+                    "config": config,
+                    "task": "mean",
+                    "num_models": "",
+                    **{s: round(_mean(per_task, s), 4) for s in fields[3:10]},
+                }
+            )
     with (path.parent / "agreement_tasks.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(timing[0]) if timing else ["task"])
         writer.writeheader()
@@ -286,10 +359,14 @@ def markdown(table: dict, timing: list[dict]) -> str:
     tasks = [t["task"] for t in timing]
     header = ["configuration", *[f"{t} wτ" for t in tasks], "mean wτ", "mean τ", "mean regret"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    ordered = sorted(table.items(), key=lambda kv: -np.nan_to_num(_mean(kv[1], "weighted_tau"), nan=-9))
+    ordered = sorted(
+        table.items(), key=lambda kv: -np.nan_to_num(_mean(kv[1], "weighted_tau"), nan=-9)
+    )
     for config, per_task in ordered:
         cells = [f"{per_task[t]['weighted_tau']:.2f}" if t in per_task else "" for t in tasks]
-        cells += [f"{_mean(per_task, s):.2f}" for s in ("weighted_tau", "kendall_tau", "top1_regret")]
+        cells += [
+            f"{_mean(per_task, s):.2f}" for s in ("weighted_tau", "kendall_tau", "top1_regret")
+        ]
         lines.append(f"| {config} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""The benchmark's tasks: real data shipped in packages, cut into fixed train/validation/test splits.
+"""The benchmark's tasks: real data shipped in packages, cut into fixed train/val/test splits.
 
 Every task is a :class:`Task` with three ``datasets.Dataset`` splits holding an input column
 (``text``, or ``image``: an 8x8 array of floats) and ``label`` (class index, or a float for
@@ -67,8 +67,7 @@ def _classification(name: str, frame: pd.DataFrame, text: str, label: str) -> Ta
 
     def to_ds(part: pd.DataFrame) -> datasets.Dataset:
         return datasets.Dataset.from_dict(
-            {"text": part[text].astype(str).tolist(),
-             "label": [codes[str(v)] for v in part[label]]}
+            {"text": part[text].astype(str).tolist(), "label": [codes[str(v)] for v in part[label]]}
         )
 
     return Task(name, "text", False, *(to_ds(p) for p in _split(frame)), names)
@@ -104,8 +103,10 @@ def drugreview() -> Task:
 
     def to_ds(part: pd.DataFrame) -> datasets.Dataset:
         return datasets.Dataset.from_dict(
-            {"text": part["review"].astype(str).tolist(),
-             "label": [codes[v] for v in part["rating"]]}
+            {
+                "text": part["review"].astype(str).tolist(),
+                "label": [codes[v] for v in part["rating"]],
+            }
         )
 
     return Task("drugreview", "text", False, *(to_ds(p) for p in parts), names)
@@ -135,8 +136,10 @@ def digits() -> Task:
 
     def to_ds(part: pd.DataFrame) -> datasets.Dataset:
         return datasets.Dataset.from_dict(
-            {"image": [img.astype(np.float32).tolist() for img in part["image"]],
-             "label": part["label"].astype(int).tolist()}
+            {
+                "image": [img.astype(np.float32).tolist() for img in part["image"]],
+                "label": part["label"].astype(int).tolist(),
+            }
         )
 
     splits = _split(frame, modality="image")

@@ -11,8 +11,8 @@ the lower layers kept: "best layer" and "last layer" disagree there) and ``trunc
 first ``layers`` layers kept).
 
 Image models are EfficientNet-Lite plain torch modules, wrapped in :class:`ImageEncoder`, which
-returns every stage's output (``hidden_states``) and carries its own ``preprocess``: the custom-module
-path of ``hf_logme.extract_features``.
+returns every stage's output (``hidden_states``) and carries its own ``preprocess``: the
+custom-module path of ``hf_logme.extract_features``.
 """
 
 from __future__ import annotations
@@ -64,12 +64,15 @@ TEXT_MODELS = [
 IMAGE_MODELS = [
     ZooModel("efficientnet-lite0", "image", "real", "efficientnet-lite0"),
     ZooModel("effnet-lite0-random", "image", "random", "efficientnet-lite0", {"seed": 1}),
-    ZooModel("effnet-lite0-noise0.3", "image", "noised", "efficientnet-lite0",
-             {"level": 0.3, "seed": 2}),
-    ZooModel("effnet-lite0-noise1.0", "image", "noised", "efficientnet-lite0",
-             {"level": 1.0, "seed": 3}),
-    ZooModel("effnet-lite0-reinit-top2", "image", "reinit", "efficientnet-lite0",
-             {"k": 2, "seed": 4}),
+    ZooModel(
+        "effnet-lite0-noise0.3", "image", "noised", "efficientnet-lite0", {"level": 0.3, "seed": 2}
+    ),
+    ZooModel(
+        "effnet-lite0-noise1.0", "image", "noised", "efficientnet-lite0", {"level": 1.0, "seed": 3}
+    ),
+    ZooModel(
+        "effnet-lite0-reinit-top2", "image", "reinit", "efficientnet-lite0", {"k": 2, "seed": 4}
+    ),
     ZooModel("efficientnet-lite1", "image", "real", "efficientnet-lite1", cost=1.3),
     ZooModel("efficientnet-lite2", "image", "real", "efficientnet-lite2", cost=1.7),
 ]
@@ -179,7 +182,8 @@ class ImageEncoder(torch.nn.Module):
         self.output_layer = output_layer
         blocks = list(net._blocks)
         self._stage_ends = {
-            i for i in range(len(blocks))
+            i
+            for i in range(len(blocks))
             if i == len(blocks) - 1
             or blocks[i + 1]._block_args.output_filters != blocks[i]._block_args.output_filters
         }
@@ -288,8 +292,16 @@ def main() -> None:
     rows = []
     for name, model in MODELS.items():
         path = model_path(name, args.zoo)
-        rows.append({"model": name, "modality": model.modality, "kind": model.kind,
-                     "base": model.base, "params": model.params, "path": str(path)})
+        rows.append(
+            {
+                "model": name,
+                "modality": model.modality,
+                "kind": model.kind,
+                "base": model.base,
+                "params": model.params,
+                "path": str(path),
+            }
+        )
         print(f"{name:26s} {model.kind:9s} {path}")
     (args.zoo / "zoo.json").write_text(json.dumps(rows, indent=1))
 

@@ -11,8 +11,15 @@ from typing import Any
 
 from .common import EPILOG, EXIT_OK
 
-_STATISTICS = ("weighted_tau", "kendall_tau", "spearman", "pearson", "top1_hit", "top1_regret",
-               "top3_recall")
+_STATISTICS = (
+    "weighted_tau",
+    "kendall_tau",
+    "spearman",
+    "pearson",
+    "top1_hit",
+    "top1_regret",
+    "top3_recall",
+)
 
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -26,15 +33,28 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         epilog=EPILOG,
     )
     parser.add_argument("--ranking", required=True, help="a ranking saved as .json")
-    parser.add_argument("--ground-truth", required=True,
-                        help="CSV with a 'model' column and a metric column; several rows of one "
-                        "model (seeds) are averaged")
-    parser.add_argument("--metric", default="accuracy",
-                        help="the ground-truth column, higher is better (default: accuracy)")
-    parser.add_argument("--method", default=None,
-                        help="the ranking's method to validate (default: its primary method)")
-    parser.add_argument("--tie-tolerance", type=float, default=0.0,
-                        help="ground-truth values closer than this are ties (e.g. the seed spread)")
+    parser.add_argument(
+        "--ground-truth",
+        required=True,
+        help="CSV with a 'model' column and a metric column; several rows of one "
+        "model (seeds) are averaged",
+    )
+    parser.add_argument(
+        "--metric",
+        default="accuracy",
+        help="the ground-truth column, higher is better (default: accuracy)",
+    )
+    parser.add_argument(
+        "--method",
+        default=None,
+        help="the ranking's method to validate (default: its primary method)",
+    )
+    parser.add_argument(
+        "--tie-tolerance",
+        type=float,
+        default=0.0,
+        help="ground-truth values closer than this are ties (e.g. the seed spread)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(run=run)
 
@@ -48,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     ranking = Ranking.from_json(args.ranking)
     method = args.method or ranking.primary
     if method not in ranking.methods:
-        raise ValueError(f"--method {method!r} is not in the ranking; it has {list(ranking.methods)}.")
+        raise ValueError(
+            f"--method {method!r} is not in the ranking; it has {list(ranking.methods)}."
+        )
     scores = {row.model: row.scores[method] for row in ranking.scored}
     truth = read_ground_truth(args.ground_truth, args.metric)
     result = rank_agreement(scores, truth, tie_tolerance=args.tie_tolerance)
@@ -73,7 +95,9 @@ def read_ground_truth(path: str, metric: str) -> dict[str, float]:
         columns = reader.fieldnames or []
         for needed, flag in (("model", "--ground-truth"), (metric, "--metric")):
             if needed not in columns:
-                raise ValueError(f"{flag}: {path} has no column {needed!r}; its columns: {columns}.")
+                raise ValueError(
+                    f"{flag}: {path} has no column {needed!r}; its columns: {columns}."
+                )
         values: dict[str, list[float]] = {}
         for line, row in enumerate(reader, start=2):
             try:
