@@ -310,6 +310,19 @@ def reviews():
     return reviews_dataset()
 
 
+@pytest.fixture
+def reviews_csv(tmp_path: Path) -> Path:
+    """``REVIEWS`` as a CSV file: columns review, score ("great" or "other")."""
+    import csv
+
+    path = tmp_path / "reviews.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows(
+            [("review", "score"), *((t, "great" if y else "other") for t, y in REVIEWS)]
+        )
+    return path
+
+
 def build_entry(entry: Entry, folder: Path) -> Path:
     """Write the files of a catalogue entry to ``folder``."""
     import torch

@@ -11,17 +11,6 @@ import sys
 import time
 
 import pytest
-from hub_fixtures import REVIEWS
-
-
-@pytest.fixture
-def reviews_csv(tmp_path):
-    path = tmp_path / "reviews.csv"
-    with path.open("w", newline="") as f:
-        csv.writer(f).writerows(
-            [("review", "score"), *((t, "great" if y else "other") for t, y in REVIEWS)]
-        )
-    return path
 
 
 def run_cli(args, env, **kwargs):

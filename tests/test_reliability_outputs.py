@@ -3,24 +3,13 @@ scoring still prints the ranking, names the file and exits 3."""
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 
 import pytest
-from hub_fixtures import REVIEWS, build_text_model
+from hub_fixtures import build_text_model
 
 from hf_logme.cli import main
 from hf_logme.results import Ranking
-
-
-@pytest.fixture
-def reviews_csv(tmp_path):
-    path = tmp_path / "reviews.csv"
-    with path.open("w", newline="") as f:
-        csv.writer(f).writerows(
-            [("review", "score"), *((t, "great" if y else "other") for t, y in REVIEWS)]
-        )
-    return path
 
 
 @pytest.fixture
