@@ -7,6 +7,7 @@ import torch
 from tiny_models import build, food_reviews
 
 import hf_logme
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.features import load_model
 from hf_logme.features.candidates import as_model_candidate, fingerprint
 from hf_logme.ranking import rank_models
@@ -62,7 +63,7 @@ def test_objects_are_ranked_named_and_scored_like_extract_features(tmp_path, rev
         "distil-object": hf_logme.extract_features(str(folder), reviews, progress=False),
     }
     for name, out in expected.items():
-        score = hf_logme.logme(out.features, out.labels, intercept=True)
+        score = hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR)
         assert rows[name].score == pytest.approx(score, rel=1e-9)
     # The same weights as the folder, so the same score through either route.
     assert rows["distil-object"].score == pytest.approx(rows[str(folder)].score, rel=1e-9)

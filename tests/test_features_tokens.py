@@ -16,6 +16,7 @@ import torch
 from tiny_models import build, food_reviews, minilm_path
 
 import hf_logme
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.features.tokens import is_token_task, pool_words, token_columns
 
 TAGS = ["O", "CAP", "PUNCT"]
@@ -270,7 +271,7 @@ def test_rank_models_scores_words_as_classes_and_caches_them(bert, corpus, tmp_p
     assert row.num_samples == out.num_samples == sum(map(len, corpus["tokens"]))
     # Tags are classes: one-hot targets, as a one-shot classification LogME of all words.
     assert row.score == pytest.approx(
-        hf_logme.logme(out.features, out.labels, intercept=True), rel=1e-9
+        hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR), rel=1e-9
     )
     again = rank_models([str(bert)], corpus, cache_dir=tmp_path, progress=False).rows[0]
     assert again.cached and again.score == row.score

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "examples" / "rank_in_a_notebook.ipynb"
-INTERCEPT = "LogME (with intercept)"
+INTERCEPT = "LogME (with intercept, small-sample prior 2)"
 
 
 def _outputs(cell) -> dict[str, str]:

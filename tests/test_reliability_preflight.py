@@ -82,7 +82,12 @@ def test_only_the_scored_rows_are_read(caplog):
     "columns, options, message",
     [
         ({"text": ["a", "b", "c"], "label": [0, 0, 0]}, {}, "single class"),
-        ({"text": ["", ""] * 3, "label": [0, 1] * 3}, {}, "only empty texts"),
+        # kept: by default the repeated empty text is scored once, and one row is too few
+        (
+            {"text": ["", ""] * 3, "label": [0, 1] * 3},
+            {"keep_duplicates": True},
+            "only empty texts",
+        ),
         (GOOD, {"max_samples": 1}, "only 1 labelled row"),
         ({"text": [], "label": []}, {}, "has no rows"),
     ],
