@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import UnsafeWeightsError, UnsupportedModelError
+from .estimators._validation import check_bool
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi, ModelInfo
@@ -326,6 +327,7 @@ def download_candidate(
     token: str | bool | None = None,
     cache_dir: str | Path | None = None,
     use_safetensors: bool = True,
+    trust_remote_code: bool = False,
 ) -> Path:
     """Download the files ``from_pretrained`` needs, and only those, into the Hugging Face cache.
 
@@ -334,6 +336,11 @@ def download_candidate(
     only with ``use_safetensors=False`` and only when the repo has no safetensors. TensorFlow,
     Flax, ONNX files, remote code and subfolders are never downloaded.
 
+    ``config.json`` comes first and is checked as :func:`hf_logme.features.loading.check_hub_config`
+    does: a repo whose architecture is its own code (without ``trust_remote_code=True``), or
+    one this transformers does not know, is refused before any weights are fetched, and the
+    config this call fetched is removed again.
+
     Args:
         model_id: Repo id, ``"owner/name"``.
         revision: Branch, tag or commit; the default branch if ``None``. The files all come from
@@ -341,12 +348,17 @@ def download_candidate(
         token: Hub token (needed for gated repos you were granted).
         cache_dir: Hub cache folder; ``HF_HUB_CACHE`` if ``None``.
         use_safetensors: Refuse pickle weights (the default: unpickling runs arbitrary code).
+        trust_remote_code: Accept a repo whose architecture is code in the repo (the code is
+            still not downloaded here; ``from_pretrained`` would fetch and run it).
 
     Returns:
         The local snapshot folder, to pass to ``AutoModel.from_pretrained``.
 
     Raises:
         ValueError: ``model_id`` or ``revision`` is malformed.
+        TypeError: ``use_safetensors`` or ``trust_remote_code`` is not a bool.
+        RemoteCodeRequiredError: The architecture is the repo's own code and
+            ``trust_remote_code`` is False.
         UnsafeWeightsError: The repo has only pickle weights and ``use_safetensors=True``.
         UnsupportedModelError: The repo has no weights that transformers loads.
         huggingface_hub.errors.RepositoryNotFoundError: No such repo (``GatedRepoError`` if gated).
@@ -360,12 +372,28 @@ def download_candidate(
     _check_model_id(model_id, revision)
     if not isinstance(use_safetensors, bool):
         raise TypeError(f"use_safetensors must be a bool; got {use_safetensors!r}.")
+    trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
     from huggingface_hub import HfApi, snapshot_download
+
+    from .features.loading import check_hub_config
 
     info = HfApi().model_info(model_id, revision=revision, expand=["sha", "siblings"], token=token)
     files = _files_to_download(
         model_id, [s.rfilename for s in info.siblings or ()], use_safetensors=use_safetensors
     )
+    was_cached = snapshot_is_cached(model_id, revision=info.sha, cache_dir=cache_dir)
+    try:
+        check_hub_config(
+            model_id,
+            revision=info.sha,
+            token=token,
+            trust_remote_code=trust_remote_code,
+            cache_dir=cache_dir,
+        )
+    except Exception:
+        if not was_cached:  # leave the cache as it was: a refused repo costs nothing on disk
+            delete_snapshot(model_id, revision=info.sha, cache_dir=cache_dir)
+        raise
     logger.debug("Downloading %s@%s: %s", model_id, info.sha, files)
     folder = snapshot_download(
         model_id,
@@ -546,11 +574,15 @@ def delete_snapshot(
 
     Files shared with another cached revision stay; nothing happens if it is not cached.
     """
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
 
     if revision is None:
         return
-    cache = scan_cache_dir(cache_dir)
+    # scan_cache_dir's own default is the cache folder at import time; ask for today's.
+    root = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    if not root.is_dir():
+        return
+    cache = scan_cache_dir(root)
     cached = any(
         rev.commit_hash == revision
         for repo in cache.repos

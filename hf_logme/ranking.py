@@ -624,22 +624,16 @@ class _Runner:
         return downloaded[0], downloaded
 
     def _download(self, model_id: str, revision: str | None) -> tuple[Path, bool]:
-        from .features.loading import check_hub_config
         from .hub import download_candidate, snapshot_is_cached
 
         was_cached = snapshot_is_cached(model_id, revision=revision)
-        # Refuse remote code (or an unknown architecture) from config.json, before the weights.
-        check_hub_config(
-            model_id,
-            revision=revision,
-            token=self.token,
-            trust_remote_code=self.options.trust_remote_code,
-        )
+        # Refuses remote code (or an unknown architecture) from config.json, before the weights.
         path = download_candidate(
             model_id,
             revision=revision,
             token=self.token,
             use_safetensors=self.options.use_safetensors,
+            trust_remote_code=self.options.trust_remote_code,
         )
         return path, not was_cached
 

@@ -50,3 +50,38 @@ def test_check_hub_config_returns_the_config_of_a_plain_model(hub):
     with pytest.raises(TypeError, match="trust_remote_code must be True or False"):
         check_hub_config("broken/remote-code", trust_remote_code="no")
     assert hub.downloads("broken/remote-code") == ["config.json"]
+
+
+def _cached_repos() -> set[str]:
+    from huggingface_hub import constants, scan_cache_dir
+
+    return {repo.repo_id for repo in scan_cache_dir(constants.HF_HUB_CACHE).repos}
+
+
+def test_download_candidate_itself_refuses_remote_code_and_leaves_no_trace(hub):
+    from hf_logme.hub import download_candidate
+
+    # The public download helper checks the config too, not only the ranking that calls it.
+    with pytest.raises(RemoteCodeRequiredError, match="pass trust_remote_code=True"):
+        download_candidate("broken/remote-code")
+    with pytest.raises(UnsupportedModelError, match="not known to this transformers"):
+        download_candidate("broken/unknown-arch")
+    assert hub.downloads("broken/remote-code") == ["config.json"]
+    assert not {"broken/remote-code", "broken/unknown-arch"} & _cached_repos()
+    with pytest.raises(TypeError, match="trust_remote_code must be True or False; got 'yes'"):
+        download_candidate("broken/remote-code", trust_remote_code="yes")
+    # Opted in: the weights come, the repo's code still does not (from_pretrained fetches it).
+    path = download_candidate("broken/remote-code", trust_remote_code=True)
+    assert (path / "model.safetensors").is_file() and not list(path.glob("*.py"))
+
+
+def test_delete_after_leaves_nothing_of_a_refused_candidate(hub, reviews, tmp_path):
+    ranking = rank_models(
+        ["broken/remote-code", "acme/bert-tiny"],
+        reviews,
+        cache_dir=tmp_path,
+        progress=False,
+        delete_after=True,
+    )
+    assert [row.model for row in ranking.skipped] == ["broken/remote-code"]
+    assert not {"broken/remote-code", "acme/bert-tiny"} & _cached_repos()

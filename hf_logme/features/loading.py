@@ -323,6 +323,7 @@ def check_hub_config(
     revision: str | None = None,
     token: str | bool | None = None,
     trust_remote_code: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Refuse a Hub checkpoint from its ``config.json`` alone, before any weights are fetched.
 
@@ -343,7 +344,9 @@ def check_hub_config(
     from huggingface_hub import hf_hub_download
 
     trust_remote_code = check_bool("trust_remote_code", trust_remote_code)
-    path = hf_hub_download(model_id, "config.json", revision=revision, token=token)
+    path = hf_hub_download(
+        model_id, "config.json", revision=revision, token=token, cache_dir=cache_dir
+    )
     config_dict = json.loads(Path(path).read_text())
     _check_remote_code(model_id, config_dict, trust_remote_code)
     return config_dict
