@@ -690,6 +690,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.body = self.rfile.read(length) if length else b""
         self.status = 500
         self.user: str | None = None
+        self._recorded = False
         try:
             if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
                 self.close_connection = True  # the unread body would be taken for the next request
@@ -723,16 +724,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 HubError(500, "Internal error in the test Hub (see HubServer.errors).")
             )
         finally:
-            with self.hub.lock:
-                self.hub.requests.append(
-                    Request(
-                        self.command,
-                        self.decoded_path,
-                        self.query,
-                        self.status,
-                        self.user is not None,
-                    )
-                )
+            self._record(self.status)  # if nothing was sent (a broken pipe)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        """Record the request before its status line goes out: once the client has the answer,
+        its test may end and the next one reset the log, which must not then receive this one."""
+        self._record(code)
+        super().send_response(code, message)
+
+    def _record(self, status: int) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        with self.hub.lock:
+            self.hub.requests.append(
+                Request(self.command, self.decoded_path, self.query, status, self.user is not None)
+            )
 
     def _authenticate(self) -> None:
         header = self.headers.get("Authorization")
