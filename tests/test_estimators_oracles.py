@@ -236,6 +236,24 @@ def test_sfda_matches_reference(scale):
     assert score(f, y, method="sfda") == pytest.approx(reference_sfda(f, y), rel=1e-9)
 
 
+
+def test_sfda_with_a_dead_feature_matches_reference():
+    # A dimension with no variance (a saturated unit) leaves S_w singular before shrinkage.
+    f, y = classification(240, 12, k=4, seed=9)
+    f[:, 3] = 2.5
+    assert score(f, y, method="sfda") == pytest.approx(reference_sfda(f, y), rel=1e-9)
+
+
+def test_row_estimators_on_rows_that_are_all_the_same_vector():
+    # What the [CLS] position of the embedding layer gives (layers="best" scores it): one vector
+    # for every row. The class means coincide, so SFDA's classifier is its prior:
+    # mean_i p(y_i) = sum_k p_k^2; PARC's feature arrangement is constant: correlation 0.
+    y = np.array([0] * 50 + [1] * 30 + [2] * 20)
+    f = np.tile(np.linspace(-1.0, 3.0, 24), (100, 1))
+    assert score(f, y, method="sfda") == pytest.approx(0.5**2 + 0.3**2 + 0.2**2, rel=1e-12)
+    assert score(f, y, method="parc") == 0.0
+
+
 def reference_parc(f, y, n_components=32):
     """Bolya et al.'s code, with the label dissimilarities' round-off ties made exact."""
     if n_components < f.shape[1]:

@@ -42,6 +42,7 @@ import tasks as task_module
 import zoo
 
 import hf_logme
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.evaluation import rank_agreement
 
 HERE = Path(__file__).parent
@@ -143,7 +144,13 @@ def configurations(regression: bool) -> list[dict[str, Any]]:
     for name, cls in sorted(hf_logme.ESTIMATORS.items()):
         if regression and not cls.supports_regression:
             continue
-        extra = [{"intercept": True}, {"intercept": False}] if name == "logme" else [{}]
+        if cls.consumes in ("metadata", "source_predictions"):
+            continue  # size is a baseline below; the zoo's encoders have no source head (LEEP, NCE)
+        extra = (
+            [{"intercept": True, "prior": RANKING_PRIOR}, {"intercept": True}, {"intercept": False}]
+            if name == "logme"
+            else [{}]
+        )
         for options in extra:
             out.append(
                 {"method": name, "options": options, "sign": 1 if cls.higher_is_better else -1}
@@ -206,7 +213,38 @@ def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict]:
                     zoo.num_parameters(model, zoo_dir)
                 )
         log(f"  {task.name} {model}: features in {seconds[model]:.0f}s")
+    _add_rank_averages(scores)
     return scores, seconds
+
+
+#: Method combinations scored as the mean of their per-task ranks (same layers and pooling).
+RANK_AVERAGES = (
+    ("logme[intercept=True,prior=2.0]", "knn"),
+    ("logme[intercept=True,prior=2.0]", "linear_probe"),
+    ("logme[intercept=True,prior=2.0]", "knn", "linear_probe"),
+)
+
+
+def _ranks(by_model: dict[str, float]) -> dict[str, float]:
+    """Average ranks, 1 = lowest score (ties share their mean rank)."""
+    from scipy.stats import rankdata
+
+    models = sorted(by_model)
+    return dict(zip(models, rankdata([by_model[m] for m in models]), strict=True))
+
+
+def _add_rank_averages(scores: dict[str, dict[str, float]]) -> None:
+    """Add a "rank average" configuration for each of RANK_AVERAGES, per layers x pooling."""
+    for combo in RANK_AVERAGES:
+        for name in [n for n in list(scores) if n.startswith(combo[0] + " ")]:
+            suffix = name[len(combo[0]) :]
+            parts = [scores.get(method + suffix) for method in combo]
+            if any(p is None for p in parts):
+                continue
+            ranks = [_ranks(p) for p in parts]
+            scores["rank average(" + "+".join(combo) + ")" + suffix] = {
+                m: float(np.mean([r[m] for r in ranks])) for m in parts[0]
+            }
 
 
 def rows_study(task, models, cache, zoo_dir, config, mode, pooling, repeats=3) -> list[dict]:

@@ -45,17 +45,21 @@ def _rank(values: torch.Tensor) -> torch.Tensor:
 
 
 def _row_dissimilarity(x: torch.Tensor) -> torch.Tensor:
-    """The entries above the diagonal of 1 - corrcoef(rows of x)."""
+    """The entries above the diagonal of 1 - corrcoef(rows of x); a constant row correlates 0
+    with every row (numpy's corrcoef would give NaN, whose ranks are arbitrary)."""
     centred = x - x.mean(1, keepdim=True)
-    normed = centred / torch.linalg.vector_norm(centred, dim=1, keepdim=True)
+    norm = torch.linalg.vector_norm(centred, dim=1, keepdim=True)
+    normed = centred / torch.where(norm > 0, norm, 1.0)
     upper = torch.triu_indices(x.shape[0], x.shape[0], 1, device=x.device)
     corr = normed @ normed.T
     return 1.0 - corr[upper[0], upper[1]]
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation; 0 when either side is constant (no arrangement to agree with)."""
     a, b = a - a.mean(), b - b.mean()
-    return float((a @ b) / (torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b)))
+    norms = torch.linalg.vector_norm(a) * torch.linalg.vector_norm(b)
+    return float((a @ b) / norms) if norms > 0 else 0.0
 
 
 @register
@@ -113,10 +117,14 @@ class PARC(RowEstimator):
             codes = stats.labels()[1][:rows]
             if len(torch.unique(codes)) < 2:
                 raise ValueError("PARC needs at least 2 classes among the compared rows.")
+        size = float(features.square().mean().sqrt())  # what round-off is relative to
         if self.n_components is not None and self.n_components < features.shape[1]:
             features = pca(features, self.n_components)
         scale = features.std(0, unbiased=False)
-        features = (features - features.mean(0)) / torch.where(scale > 0, scale, 1.0)
+        # A dimension that varies only by round-off is constant: scaled up, its noise would
+        # arrange the rows at random.
+        varies = scale > 1e-12 * size
+        features = torch.where(varies, (features - features.mean(0)) / scale, 0.0)
         if self.regression:
             label_dissimilarity = _row_dissimilarity(targets)
         else:  # one-hot rows: 0 within a class, 1 + 1/(K-1) across, exactly (ties stay ties)

@@ -39,21 +39,36 @@ def _fisher_logits(
     means = x.new_zeros(num_classes, dim).index_add_(0, codes, x) / counts[:, None]
     within = x - means[codes]
     cov = within.T @ within / m  # sum_k p_k cov_k
+    trace = float(cov.diagonal().sum())
+    if trace <= 1e-12 * float((x * x).sum()) / m:
+        # No row differs from its class mean beyond round-off (e.g. the [CLS] embedding before
+        # any layer: one vector for every row). A covariance of round-off would blow the logits
+        # up to ~1e30 and lose the priors; take the identity instead.
+        cov = torch.eye(dim, dtype=x.dtype, device=x.device)
+        trace = float(dim)
     if shrinkage is None:
-        v = cov.sum(1)
-        for _ in range(3):
-            u = cov @ v
-            u = u / torch.linalg.vector_norm(u)
-            v = cov @ u
-            v = v / torch.linalg.vector_norm(v)
-        largest = float(v @ cov @ u)
-        shrinkage = max(math.exp(-5.0 * largest), 1e-10)
+        shrinkage = max(math.exp(-5.0 * _largest_eigenvalue(cov)), 1e-10)
     shrunk = (1.0 - shrinkage) * cov
-    shrunk.diagonal().add_(shrinkage * float(cov.diagonal().sum()) / dim)
+    shrunk.diagonal().add_(shrinkage * trace / dim)
     chol = torch.linalg.cholesky(shrunk)
     coef = torch.cholesky_solve(means.T, chol).T  # (K, D): mu_k^T S^{-1}
     intercept = -0.5 * (coef * means).sum(1) + (counts / m).log()
     return x @ coef.T + intercept, means, shrinkage
+
+
+def _largest_eigenvalue(cov: torch.Tensor) -> float:
+    """The reference's estimate of S_w's largest eigenvalue: three power-iteration steps from
+    S_w 1 (0 when that start vector is 0, e.g. features whose deviations sum to zero)."""
+    v = cov.sum(1)
+    for _ in range(3):
+        u = cov @ v
+        norm = torch.linalg.vector_norm(u)
+        if not norm > 0:
+            return 0.0
+        u = u / norm
+        v = cov @ u
+        v = v / torch.linalg.vector_norm(v)
+    return float(v @ cov @ u)
 
 
 @register
