@@ -74,7 +74,11 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     which = parser.add_argument_group("candidates: --models, or else a Hub search")
     chosen = which.add_mutually_exclusive_group()
     chosen.add_argument(
-        "--models", nargs="+", metavar="ID_OR_PATH", help="Hub ids or local model folders"
+        "--models",
+        nargs="+",
+        metavar="ID_OR_PATH",
+        help="Hub ids, pinned as org/name@REVISION (a branch, tag or commit) if you like, or "
+        "local model folders; with HF_HUB_OFFLINE=1, Hub ids come from the Hugging Face cache",
     )
     chosen.add_argument(
         "--task",
