@@ -36,7 +36,7 @@ from .estimators import (
     load_statistics,
 )
 from .estimators._rows import DEFAULT_MAX_ROWS
-from .estimators.logme import RANKING_PRIOR
+from .estimators.logme import DEFAULT_OPTIONS
 from .results import Ranking, RankingRow
 from .scoring import score_candidate, with_confidence
 from .verbosity import quiet_libraries
@@ -53,8 +53,9 @@ LAYER_MODES = ("last", "best", "mean")
 # features share large common offsets, and without the intercept the pretrained all-MiniLM-L6-v2
 # ranked below its own randomly initialised copy on 10 of 10 food-review subsets (with it: on
 # none); see the README. And the small-sample LogME (``prior=RANKING_PRIOR``): finite for any
-# number of rows and any duplicates, and within O(1/n^2) of the exact value once n >> D.
-RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True, "prior": RANKING_PRIOR}}
+# number of rows and any duplicates, and within O(1/n^2) of the exact value once n >> D. The same
+# LogME as every other entry point (``estimators.logme.DEFAULT_OPTIONS``).
+RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": dict(DEFAULT_OPTIONS)}
 # Tasks whose labels are classes (token classification: one class per word).
 _CLASS_TASKS = ("classification", "token-classification")
 
