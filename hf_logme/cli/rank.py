@@ -175,6 +175,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
     output = parser.add_argument_group("output")
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print the ranking as JSON on stdout (the table and messages go to stderr), e.g. "
+        "hf-logme rank ... --json | jq '.rows[0]'",
+    )
     output.add_argument("--output", help="write the ranking: .json, .csv, .md or .html")
     output.add_argument(
         "--plot", help="write the scores as a figure: .png, .svg or .pdf (needs matplotlib)"
@@ -232,10 +238,12 @@ def run(args: argparse.Namespace) -> int:
     )
     if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
         return EXIT_OK if ranking.scored else EXIT_NO_RESULT
-    print(ranking)
+    # With --json, stdout holds the JSON alone (it parses with json.loads); the rest is for people.
+    report = sys.stderr if args.json else sys.stdout
+    print(ranking, file=report)
     line = confidence_line(ranking)
     if line:
-        print(line)
+        print(line, file=report)
     not_written = []
     for flag, path, write in (
         ("--output", args.output, ranking.save),
@@ -249,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"hf-logme rank: error: {flag} {path} was not written: {err}", file=sys.stderr)
             not_written.append(path)
         else:
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=report)
+    if args.json:
+        print(ranking.to_json())
     if not_written:
         print(
             "hf-logme rank: the ranking above is complete; only the file(s) were not written.",
