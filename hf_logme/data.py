@@ -38,7 +38,9 @@ def load_dataset_source(
             file (its rows are the "train" split); a local folder of data files or loading
             script; or a Hub dataset id such as ``"imdb"`` or ``"user/name"``.
         config: the dataset configuration (Hub datasets with several).
-        split: e.g. ``"train"`` or ``"train[:2000]"``; None returns every split.
+        split: e.g. ``"train"``, ``"train[:2000]"``, ``"test[10%:20%]"`` (datasets' split syntax,
+            the same for every source: a save_to_disk folder is sliced as load_dataset slices);
+            None returns every split.
         token: Hub token for private or gated datasets.
         revision: dataset revision on the Hub.
 
@@ -53,16 +55,13 @@ def load_dataset_source(
     if path.is_dir() and (
         (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()
     ):
+        from .features.columns import resolve_split
+
         loaded = datasets.load_from_disk(str(path))
         if split is None:
             return loaded
-        if isinstance(loaded, datasets.DatasetDict):
-            if split not in loaded:
-                raise ValueError(
-                    f"--split {split!r} is not in {source}; it has splits {sorted(loaded)}."
-                )
-            return loaded[split]
-        return loaded
+        # The same split syntax as load_dataset ("train[:50]", "test[10%:]"), sliced here.
+        return resolve_split(loaded, split, option="--split")
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix not in _FILE_BUILDERS:

@@ -618,3 +618,67 @@ def safetensors_parameter_count(folder: str | Path) -> int | None:
                     count *= size
                 total += count
     return total
+
+
+def hub_offline() -> bool:
+    """Whether the Hub is off limits (``HF_HUB_OFFLINE=1``), as huggingface_hub decides it."""
+    from huggingface_hub import constants
+
+    return constants.is_offline_mode()
+
+
+def cached_snapshot(
+    model_id: str, *, revision: str | None = None, cache_dir: str | Path | None = None
+) -> tuple[str, Path]:
+    """``(commit, snapshot folder)`` of ``model_id`` at ``revision``, from the local Hub cache
+    only, as ``from_pretrained`` resolves it offline: a branch or tag through the cache's
+    ``refs/``, a commit sha as it is (``huggingface_hub.resolve_revision`` and
+    ``try_to_load_from_cache``). No request is made.
+
+    Args:
+        model_id: Repo id, ``"owner/name"``.
+        revision: Branch, tag or commit sha; the default branch if ``None``.
+        cache_dir: Hub cache folder; ``HF_HUB_CACHE`` if ``None``.
+
+    Raises:
+        ValueError: ``model_id`` or ``revision`` is malformed.
+        HubUnreachableError: That revision is not in the cache, or its snapshot holds no weights
+            (the message says to run once online).
+    """
+    import huggingface_hub
+    from huggingface_hub.errors import RevisionResolutionError
+
+    from .errors import HubUnreachableError
+
+    _check_model_id(model_id, revision)
+    at = f"{model_id}@{revision}" if revision else model_id
+    fix = (
+        f"Download it once online (e.g. run this ranking without HF_HUB_OFFLINE=1, or "
+        f"`hf download {model_id}`), or unset HF_HUB_OFFLINE."
+    )
+    missing = HubUnreachableError(
+        f"{at} is not in the Hugging Face cache, and the Hub is offline (HF_HUB_OFFLINE=1). {fix}",
+        model_id=model_id,
+    )
+    try:
+        commit = huggingface_hub.resolve_revision(
+            model_id, revision=revision, cache_dir=cache_dir, local_files_only=True
+        ).resolved
+    except RevisionResolutionError as err:
+        raise missing from err
+    # Not snapshot_download(local_files_only=True): it calls a snapshot incomplete unless every
+    # file of the repo is there, and a ranking downloads only what from_pretrained reads.
+    config = huggingface_hub.try_to_load_from_cache(
+        model_id, "config.json", revision=commit, cache_dir=cache_dir
+    )
+    if not isinstance(config, str):
+        raise missing
+    folder = Path(config).parent
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        raise HubUnreachableError(
+            f"{at}: the cached snapshot {commit[:8]} has no weights (only "
+            f"{sorted(p.name for p in folder.iterdir()) or 'nothing'}), and the Hub is offline "
+            f"(HF_HUB_OFFLINE=1). {fix}",
+            model_id=model_id,
+        )
+    return commit, folder

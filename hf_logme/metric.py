@@ -36,6 +36,7 @@ from .estimators._validation import (
     as_regression_targets,
     check_bool,
 )
+from .estimators.logme import DEFAULT_OPTIONS
 
 CONFIGS = ("default", "regression", "multilabel")
 
@@ -59,18 +60,27 @@ INPUTS = {
         "flags, one per label, the same length for every example."
     ),
     "intercept": (
-        "(bool, default False) integrate out a per-target intercept, i.e. centre features and "
-        "targets. Use it when the features share a large common offset, as mean-pooled "
-        "transformer states often do. False is the papers' model."
+        "(bool, default True) integrate out a per-target intercept, i.e. centre features and "
+        "targets: mean-pooled transformer states share a large common offset that the papers' "
+        "model counts against a model. The default of every hf-logme entry point (hf-logme "
+        "rank, select_checkpoint, the Trainer callback, hf-logme score)."
+    ),
+    "prior": (
+        "(float or None, default 2.0) pseudo-observations of a weak prior on the noise "
+        "precision: the small-sample LogME, finite for any number of examples (duplicates "
+        "included) and within O(1/n^2) of the exact value once there are many more examples "
+        "than features; None is the exact maximum evidence. `intercept=False, prior=None` is "
+        "the papers' model."
     ),
 }
 
 OUTPUT = (
     "`logme` (float): the log of the maximum evidence of the references given the predictions, "
     "divided by the number of examples and averaged over targets (one per class, per label "
-    "column, or the single regression target). Any real number: higher predicts better accuracy "
-    "after fine-tuning, and only differences between models scored on the same examples mean "
-    "anything."
+    "column, or the single regression target); by default LogME with intercept and "
+    "small-sample prior 2, the variant hf-logme rank uses and names. Any real number: higher "
+    "predicts better accuracy after fine-tuning, and only differences between models scored on "
+    "the same examples with the same options mean anything."
 )
 
 # (title, doctest) pairs: each block is self-contained.
@@ -87,20 +97,20 @@ EXAMPLES = (
 >>> model_a = [[1.0, 0.1], [0.9, 0.0], [1.1, -0.1], [0.1, 1.0], [-0.1, 0.9], [0.0, 1.1]]
 >>> model_b = [[0.3, 1.0], [-0.2, 0.8], [0.1, -1.1], [0.2, 0.9], [-0.3, -1.0], [0.0, 1.2]]
 >>> round(logme.compute(predictions=model_a, references=labels)["logme"], 4)
-0.0552
+-0.193
 >>> round(logme.compute(predictions=model_b, references=labels)["logme"], 4)
--1.0724""",
+-0.817""",
     ),
     (
-        "Regression targets, with the intercept integrated out.",
+        "The papers' model (no intercept, exact maximum evidence) on regression targets.",
         """\
 >>> import evaluate
 >>> logme = evaluate.load("logme", "regression")
 >>> features = [[0.1, 1.0], [0.4, 0.9], [0.8, 1.1], [1.2, 0.8], [1.5, 1.0], [2.1, 0.9]]
 >>> prices = [1.2, 1.9, 2.8, 3.5, 4.1, 5.3]
->>> result = logme.compute(predictions=features, references=prices, intercept=True)
+>>> result = logme.compute(predictions=features, references=prices, intercept=False, prior=None)
 >>> round(result["logme"], 4)
-0.2155""",
+-0.3562""",
     ),
     (
         "Multi-label: a 0/1 flag per label and example.",
@@ -110,7 +120,7 @@ EXAMPLES = (
 >>> features = [[1.0, 0.1], [0.9, 1.0], [0.1, 1.1], [1.1, 0.9], [0.0, 0.2], [0.2, 1.0]]
 >>> flags = [[1, 0], [1, 1], [0, 1], [1, 1], [0, 0], [0, 1]]
 >>> round(logme.compute(predictions=features, references=flags)["logme"], 4)
--0.0354""",
+-0.426""",
     ),
     (
         "Batch by batch, as in an evaluation loop (each batch here: 32 examples, 16 features).",
@@ -124,7 +134,7 @@ EXAMPLES = (
 ...     features = rng.normal(size=(32, 16)) + 2.0 * np.eye(3, 16)[labels]  # your model's outputs
 ...     logme.add_batch(predictions=features, references=labels)
 >>> round(logme.compute()["logme"], 4)
--0.5787""",
+-0.3648""",
     ),
 )
 
@@ -305,8 +315,10 @@ class Logme(evaluate.Metric):
 
     Load it with ``evaluate.load``; ``config_name`` is one of ``"default"`` (class labels),
     ``"regression"`` (one float target per example) or ``"multilabel"`` (0/1 lists).
-    ``compute(predictions=..., references=..., intercept=False)`` returns ``{"logme": float}``,
-    equal to ``hf_logme.logme`` on the same float32 features (see ``inputs_description``).
+    ``compute(predictions=..., references=..., intercept=True, prior=2.0)`` returns
+    ``{"logme": float}``, equal to ``hf_logme.logme(..., intercept=intercept, prior=prior)`` on
+    the same float32 features (see ``inputs_description``): by default the LogME rankings use,
+    ``intercept=False, prior=None`` for the papers' model.
     Multi-process evaluation (``num_process``, ``process_id``) works as for any evaluate metric:
     process 0 computes on every process's examples.
     """
@@ -378,11 +390,19 @@ class Logme(evaluate.Metric):
         return _multilabel_flags(references, n_rows)
 
     def _compute(
-        self, predictions: Any, references: Any, intercept: bool = False
+        self,
+        predictions: Any,
+        references: Any,
+        intercept: bool = DEFAULT_OPTIONS["intercept"],
+        prior: float | None = DEFAULT_OPTIONS["prior"],
     ) -> dict[str, float]:
         intercept = check_bool("intercept", intercept)
+        # Options fail before the stored examples are read back.
+        LogME(intercept=intercept, prior=prior)
         labels = self._references(_column_array(references, "references"), len(predictions))
-        estimator = LogME(regression=self.config_name != "default", intercept=intercept)
+        estimator = LogME(
+            regression=self.config_name != "default", intercept=intercept, prior=prior
+        )
         # Fold the stored batches in one by one: no concatenated copy of the features.
         start, width = 0, None
         for chunk in predictions.chunks:

@@ -65,10 +65,12 @@ HERE = Path(__file__).parent
 CARD = (HERE / "README.md").read_text(encoding="utf-8").split("---", 2)[2]
 
 
-def score(config, predictions, references, intercept):
+def score(config, predictions, references, paper):
     metric = evaluate.load(str(HERE / "{script}"), config)
+    # Default: LogME with intercept, small-sample prior 2 (as hf-logme rank); or the papers'.
+    options = {"intercept": False, "prior": None} if paper else {}
     return metric.compute(
-        predictions=json.loads(predictions), references=json.loads(references), intercept=intercept
+        predictions=json.loads(predictions), references=json.loads(references), **options
     )
 
 
@@ -81,7 +83,7 @@ gr.Interface(
             value="[[1.0, 0.1], [0.9, 0.0], [0.1, 1.0], [0.0, 1.1]]",
         ),
         gr.Textbox(label="references: JSON list of labels", value='["cat", "cat", "dog", "dog"]'),
-        gr.Checkbox(label="intercept"),
+        gr.Checkbox(label="the papers' model (no intercept, exact evidence)"),
     ],
     outputs=gr.JSON(label="result"),
     title="LogME",

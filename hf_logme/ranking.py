@@ -36,7 +36,7 @@ from .estimators import (
     load_statistics,
 )
 from .estimators._rows import DEFAULT_MAX_ROWS
-from .estimators.logme import RANKING_PRIOR
+from .estimators.logme import DEFAULT_OPTIONS
 from .results import Ranking, RankingRow
 from .scoring import score_candidate, with_confidence
 from .verbosity import quiet_libraries
@@ -53,8 +53,9 @@ LAYER_MODES = ("last", "best", "mean")
 # features share large common offsets, and without the intercept the pretrained all-MiniLM-L6-v2
 # ranked below its own randomly initialised copy on 10 of 10 food-review subsets (with it: on
 # none); see the README. And the small-sample LogME (``prior=RANKING_PRIOR``): finite for any
-# number of rows and any duplicates, and within O(1/n^2) of the exact value once n >> D.
-RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": {"intercept": True, "prior": RANKING_PRIOR}}
+# number of rows and any duplicates, and within O(1/n^2) of the exact value once n >> D. The same
+# LogME as every other entry point (``estimators.logme.DEFAULT_OPTIONS``).
+RANKING_DEFAULTS: dict[str, dict[str, Any]] = {"logme": dict(DEFAULT_OPTIONS)}
 # Tasks whose labels are classes (token classification: one class per word).
 _CLASS_TASKS = ("classification", "token-classification")
 
@@ -80,6 +81,7 @@ class _Model:
     sha: str | None = None
     num_parameters: int | None = None
     obj: Any = None  # a features.candidates.ModelCandidate: a model object
+    revision: str | None = None  # the branch, tag or commit asked for (Hub ids only)
 
 
 def rank_models(
@@ -102,6 +104,7 @@ def rank_models(
     max_length: int | None = None,
     max_samples: int | None = None,
     seed: int = 0,
+    revision: Mapping[str, str] | None = None,
     token: str | bool | None = None,
     trust_remote_code: bool = False,
     use_safetensors: bool = True,
@@ -121,7 +124,8 @@ def rank_models(
             ``PreTrainedModel``, a ``torch.nn.Module`` with ``preprocess``, a ``LoadedModel``),
             named by their ``name_or_path`` or by
             :func:`hf_logme.features.candidates.as_model_candidate` (``name=``, ``processor=``)
-            and cached by a fingerprint of their weights and preprocessing.
+            and cached by a fingerprint of their weights and preprocessing. A Hub id may name
+            its revision, ``"org/name@v1.0"`` (a branch, tag or commit sha).
         dataset: a ``datasets.Dataset``, or a ``DatasetDict`` with ``split``.
         methods: estimator names (``("logme",)``), or a mapping from name to its options, e.g.
             ``{"logme": {"intercept": False}}``. The first orders the ranking. Options default to
@@ -140,6 +144,12 @@ def rank_models(
         split, text_column, text_pair_column, image_column, audio_column, label_column, task,
             pooling, batch_size, device, dtype, max_length, max_samples, seed: as in
             :func:`hf_logme.extract_features`; columns are detected when unambiguous.
+        revision: the branch, tag or commit sha of some Hub candidates, by id, e.g.
+            ``{"org/name": "v1.0"}`` (the same as ``"org/name@v1.0"`` in ``models``); the others
+            use their default branch. Each row's ``revision`` is the commit it resolved to.
+            With ``HF_HUB_OFFLINE=1`` revisions resolve from the local Hugging Face cache (a
+            branch or tag through its ``refs/``), as ``from_pretrained`` does, and a candidate
+            not in the cache is a skipped row saying so.
         token: Hub token for private or gated models.
         trust_remote_code: allow checkpoints whose architecture is code in their repo.
         use_safetensors: False also accepts pickle (``.bin``) weights.
@@ -211,7 +221,7 @@ def rank_models(
         trust_remote_code=trust_remote_code,
         use_safetensors=use_safetensors,
     )
-    candidates = _as_models(models)
+    candidates = _as_models(models, revision)
     # Prepared once for every candidate; problems every candidate would hit are raised now,
     # before any model loads.
     distinct, kept, num_duplicates = _distinct_inputs(dataset, options, keep_duplicates)
@@ -347,16 +357,25 @@ def _check_methods_support(specs: Mapping[str, Mapping[str, Any]], task: str) ->
             raise ValueError(f"method {name!r} cannot score a {task} task; drop it or change task.")
 
 
-def _as_models(models: Iterable[Any]) -> list[_Model]:
+def _as_models(models: Iterable[Any], revisions: Mapping[str, str] | None = None) -> list[_Model]:
     from .features.candidates import as_model_candidate, is_model_object
 
     if isinstance(models, (str, os.PathLike)) or is_model_object(models):
         models = [models]
+    revisions = _check_revisions(revisions)
     candidates, seen = [], {}
     for given in models:
         if isinstance(given, (str, os.PathLike)):
             name = normalize_model_name(given)
-            model = _Model(name, local=Path(name).expanduser().is_dir())
+            local = Path(name).expanduser().is_dir()
+            asked = None
+            if not local and "@" in name:  # org/name@rev
+                name, _, asked = name.rpartition("@")
+                if not name or not asked:
+                    raise ValueError(
+                        f"models: {given!r} is neither a model folder nor 'org/name@revision'."
+                    )
+            model = _Model(name, local=local, revision=asked)
         elif is_model_object(given):  # named by name_or_path, or as_model_candidate(name=)
             obj = as_model_candidate(given)
             model = _Model(obj.name, True, num_parameters=obj.num_parameters, obj=obj)
@@ -367,6 +386,8 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
                 f"models must be Hub ids, local paths or Candidates (or model objects: torch "
                 f"modules, SentenceTransformers, LoadedModels); got {type(given).__name__}."
             )
+        if model.name in revisions:
+            model = _with_revision(model, revisions[model.name], given)
         identity = (
             os.path.realpath(model.name) if model.local else model.name
         )  # one folder, one row
@@ -377,7 +398,44 @@ def _as_models(models: Iterable[Any]) -> list[_Model]:
         candidates.append(model)
     if not candidates:
         raise ValueError("models is empty; pass Hub ids, local paths, or search_candidates(...).")
+    unknown = sorted(set(revisions) - {m.name for m in candidates})
+    if unknown:
+        raise ValueError(
+            f"revision names {unknown}, which are not among models; its keys are Hub ids of "
+            f"candidates, e.g. revision={{{candidates[0].name!r}: 'v1.0'}}."
+        )
     return candidates
+
+
+def _check_revisions(revisions: Any) -> dict[str, str]:
+    if revisions is None:
+        return {}
+    if not isinstance(revisions, Mapping):
+        raise TypeError(
+            f"revision must map Hub ids to a branch, tag or commit, e.g. "
+            f"{{'org/name': 'v1.0'}} (or write 'org/name@v1.0' in models); got {revisions!r}."
+        )
+    for name, value in revisions.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(
+                f"revision[{name!r}] must be a branch, tag or commit sha; got {value!r}."
+            )
+    return dict(revisions)
+
+
+def _with_revision(model: _Model, revision: str, given: Any) -> _Model:
+    """``model`` pinned to ``revision`` (from the ``revision`` mapping)."""
+    if model.local:
+        raise ValueError(
+            f"revision[{model.name!r}]: {model.name!r} is a local model, which has no revision; "
+            f"drop it from revision."
+        )
+    if model.revision is not None and model.revision != revision:
+        raise ValueError(
+            f"models gives {given!r} but revision[{model.name!r}] is {revision!r}; keep one."
+        )
+    # A revision asked for replaces the commit a search resolved.
+    return replace(model, revision=revision, sha=None, num_parameters=None)
 
 
 def _distinct_inputs(
@@ -584,13 +642,23 @@ class _Runner:
         if model.name.startswith((".", "/", "~")) or model.name.count("/") > 1:
             raise FileNotFoundError(f"{model.name!r} is not a model folder (and not a Hub id).")
         if model.name not in self._revisions:
+            from .hub import cached_snapshot, hub_offline
+
             if model.sha is not None:
                 self._revisions[model.name] = (model.sha, model.num_parameters)
-            else:
-                from .hub import resolve_candidate
+            elif hub_offline():  # as from_pretrained: the commit the cache has for it
+                commit, _ = cached_snapshot(model.name, revision=model.revision)
+                self._revisions[model.name] = (commit, None)  # counted from its weights
+            else:  # recorded in the cache's refs/, so an offline run finds the same commit
+                import huggingface_hub
 
-                candidate = resolve_candidate(model.name, token=self.token)
-                self._revisions[model.name] = (candidate.sha, candidate.num_parameters)
+                from .hub import _check_model_id
+
+                _check_model_id(model.name, model.revision)
+                resolved = huggingface_hub.resolve_revision(
+                    model.name, revision=model.revision, token=self.token
+                )
+                self._revisions[model.name] = (resolved.resolved, None)  # counted from weights
         return self._revisions[model.name]
 
     def _prefetch(self, model: _Model) -> None:
@@ -602,7 +670,7 @@ class _Runner:
         except Exception:  # noqa: BLE001 (reported when its turn comes)
             return
         if self._missing(self._key(model, revision)) != []:
-            self._downloads[model.name] = self._pool.submit(self._download, model.name, revision)
+            self._downloads[model.name] = self._pool.submit(self._snapshot, model.name, revision)
 
     def _source(
         self, model: _Model, revision: str | None
@@ -617,11 +685,36 @@ class _Runner:
         def fetch() -> tuple[Path, bool]:
             future = self._downloads.pop(model.name, None)
             if future is None:
-                future = self._pool.submit(self._download, model.name, revision)
+                future = self._pool.submit(self._snapshot, model.name, revision)
             return future.result()
 
         downloaded = distributed.on_main_first(fetch) if self.collective else fetch()
         return downloaded[0], downloaded
+
+    def _snapshot(self, model_id: str, revision: str | None) -> tuple[Path, bool]:
+        """(the snapshot folder of ``model_id`` at commit ``revision``, whether this run
+        downloaded it): downloaded, or with ``HF_HUB_OFFLINE=1`` taken from the cache."""
+        from .hub import hub_offline
+
+        if not hub_offline():
+            return self._download(model_id, revision)
+        from .features.loading import check_hub_config
+        from .hub import _files_to_download, cached_snapshot
+
+        _, folder = cached_snapshot(model_id, revision=revision)
+        # The checks a download makes, on the cached files: remote code, pickle-only weights.
+        check_hub_config(
+            model_id,
+            revision=revision,
+            token=self.token,
+            trust_remote_code=self.options.trust_remote_code,
+        )
+        _files_to_download(
+            model_id,
+            [p.name for p in folder.iterdir()],
+            use_safetensors=self.options.use_safetensors,
+        )
+        return folder, False
 
     def _download(self, model_id: str, revision: str | None) -> tuple[Path, bool]:
         from .hub import download_candidate, snapshot_is_cached

@@ -28,6 +28,7 @@ from .distributed import all_reduce_statistics, is_distributed
 from .errors import UnsupportedModelError
 from .errors import describe as describe_error
 from .estimators import LogME
+from .estimators.logme import RANKING_PRIOR
 from .features import LoadedModel, extract_features, load_model
 from .features.columns import check_column, find_inputs, resolve_split
 from .features.forward import FeatureRunner
@@ -192,6 +193,9 @@ class LogMECallback(TrainerCallback):
         text_column, text_pair_column, image_column, audio_column: the raw input column(s), as in
             :func:`hf_logme.extract_features`; detected when unambiguous.
         intercept: LogME with a per-target intercept (default True, as in rankings).
+        prior: the small-sample prior's pseudo-observations (default ``RANKING_PRIOR``, 2, as in
+            rankings); None is the exact maximum evidence. ``intercept=False, prior=None`` is
+            the paper's model. The logged value is ``eval_logme`` whichever variant.
         max_samples: rows scored per evaluation (default 2000); None scores every row.
         pooling: "auto" (what the model's own head reads), or "cls", "mean", "pooler", "last",
             "max".
@@ -221,6 +225,7 @@ class LogMECallback(TrainerCallback):
         image_column: str | None = None,
         audio_column: str | None = None,
         intercept: bool = True,
+        prior: float | None = RANKING_PRIOR,
         max_samples: int | None = 2000,
         pooling: str = "auto",
         max_length: int | None = None,
@@ -238,6 +243,7 @@ class LogMECallback(TrainerCallback):
                 raise TypeError(f"{name} must be a column name (str) or None; got {value!r}.")
         if not isinstance(intercept, bool):
             raise TypeError(f"intercept must be a bool; got {intercept!r}.")
+        LogME(intercept=intercept, prior=prior)  # a bad prior fails here, not in an evaluation
         if max_samples is not None:
             check_positive_int("max_samples", max_samples)
         check_choice("pooling", pooling, POOLINGS)
@@ -254,6 +260,7 @@ class LogMECallback(TrainerCallback):
         self.dataset = dataset
         self.label_column = label_column
         self.intercept = intercept
+        self.prior = prior
         self.max_samples = max_samples
         self.pooling = pooling
         self.max_length = max_length
@@ -364,7 +371,11 @@ class LogMECallback(TrainerCallback):
             processor = collate_fn  # collated rows need no processor; load_model wants one
         loaded = load_model(backbone, processor=processor)
         pooling = self._head_pooling(loaded)
-        metric = LogME(regression=targets.task != "classification", intercept=self.intercept)
+        metric = LogME(
+            regression=targets.task != "classification",
+            intercept=self.intercept,
+            prior=self.prior,
+        )
         if len(shard) == 0:
             return metric
         with _inference(model):

@@ -253,3 +253,36 @@ def test_a_killed_run_resumes_from_the_cache(hub, hub_env, reviews_csv, tmp_path
     }
     assert cached == {"acme/bert-tiny": True, "acme/bert-small": True, "acme/bert-medium": False}
     assert not list((cache / "statistics").glob("*.tmp"))
+
+
+def test_rank_json_on_stdout_a_sliced_folder_and_a_pinned_revision(hub, hub_env, tmp_path):
+    import datasets
+    from hub_fixtures import build_text_model, reviews_dataset
+
+    old = hub.repo("acme/bert-tiny").sha
+    hub.add_repo("acme/bert-tiny", build_text_model(tmp_path / "v2", seed=5))  # main moves on
+    folder = tmp_path / "reviews"
+    datasets.DatasetDict({"train": reviews_dataset()}).save_to_disk(str(folder))
+    result = run_cli(
+        [
+            "rank",
+            "--dataset",
+            str(folder),
+            "--split",
+            "train[6:22]",
+            "--models",
+            f"acme/bert-tiny@{old}",
+            "--json",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "-q",
+        ],
+        hub_env,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)  # stdout is the JSON alone
+    row = data["rows"][0]
+    assert (row["model"], row["status"], row["revision"]) == ("acme/bert-tiny", "ok", old)
+    assert row["num_samples"] == 16  # the slice, not the folder's 24 rows
+    assert data["method_labels"]["logme"] == "LogME (with intercept, small-sample prior 2)"
+    assert result.stderr.splitlines()[0].split()[:3] == ["rank", "model", "LogME"]

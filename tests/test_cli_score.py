@@ -10,6 +10,10 @@ from sklearn.datasets import load_iris
 
 import hf_logme
 from hf_logme.cli import main
+from hf_logme.estimators.logme import RANKING_PRIOR
+
+RANKING = {"intercept": True, "prior": RANKING_PRIOR}  # the default, as in hf-logme rank
+LABEL = "  (LogME (with intercept, small-sample prior 2))"
 
 
 @pytest.fixture
@@ -34,29 +38,39 @@ def test_score_reads_every_format(tmp_path, iris, fmt, capsys):
     label_path.write_text("\n".join(["setosa", "versicolor", "virginica"][i] for i in labels))
     assert main(["score", str(path), str(label_path)]) == 0
     printed = capsys.readouterr().out
-    assert printed.strip() == f"logme: {hf_logme.logme(features, labels):.6f}"
+    assert printed.strip() == f"logme: {hf_logme.logme(features, labels, **RANKING):.6f}{LABEL}"
 
 
-def test_score_regression_and_intercept(tmp_path, capsys):
+def test_score_regression_and_the_logme_variants(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(50, 4))
+    features = rng.normal(size=(50, 4)) + 3.0
     targets = features @ rng.normal(size=4) + rng.normal(size=50)
     np.save(tmp_path / "f.npy", features)
     np.save(tmp_path / "y.npy", targets)
-    assert (
-        main(
-            [
-                "score",
-                str(tmp_path / "f.npy"),
-                str(tmp_path / "y.npy"),
-                "--regression",
-                "--intercept",
-            ]
-        )
-        == 0
-    )
-    expected = hf_logme.logme(features, targets, regression=True, intercept=True)
-    assert capsys.readouterr().out.strip() == f"logme: {expected:.6f}"
+    args = ["score", str(tmp_path / "f.npy"), str(tmp_path / "y.npy"), "--regression"]
+    variants = [
+        ([], RANKING, LABEL),
+        (["--paper"], {"intercept": False, "prior": None}, "  (LogME (no intercept))"),
+        (["--prior", "none"], {"intercept": True, "prior": None}, "  (LogME (with intercept))"),
+        (
+            ["--no-intercept", "--prior", "0.5"],
+            {"intercept": False, "prior": 0.5},
+            "  (LogME (no intercept, small-sample prior 0.5))",
+        ),
+    ]
+    values = set()
+    for flags, options, label in variants:
+        assert main([*args, *flags]) == 0
+        expected = hf_logme.logme(features, targets, regression=True, **options)
+        assert capsys.readouterr().out.strip() == f"logme: {expected:.6f}{label}"
+        values.add(round(expected, 6))
+    assert len(values) == len(variants)  # each variant is its own number
+    assert main([*args, "--paper", "--prior", "2"]) == 2
+    assert "--paper is --no-intercept --prior none" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # argparse rejects it
+        main([*args, "--prior", "-1"])
+    assert exited.value.code == 2
+    assert "expected a positive number or 'none'" in capsys.readouterr().err
 
 
 def test_score_errors_exit_2_with_the_reason(tmp_path, capsys):
@@ -98,7 +112,7 @@ def test_score_several_methods_with_a_row_cap(tmp_path, capsys, monkeypatch):
         main([*args, "--method", f"logme,{RowsHeld.name}", "--max-rows", "20", "--intercept"]) == 0
     )
     assert capsys.readouterr().out.splitlines() == [
-        f"logme: {hf_logme.logme(features, labels, intercept=True):.6f}",
+        f"logme: {hf_logme.logme(features, labels, **RANKING):.6f}{LABEL}",
         f"{RowsHeld.name}: 20.000000",
     ]
     assert main([*args, "--method", RowsHeld.name]) == 0

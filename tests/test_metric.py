@@ -18,6 +18,7 @@ import torch
 from oracles import one_hot, oracle_logme
 
 import hf_logme
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.metric import EXAMPLES, Logme
 from hf_logme.metric_space import install_metric
 
@@ -48,8 +49,19 @@ def make_data(config: str, n: int = 120, d: int = 8, seed: int = 0):
 
 # --- equal to the core ---------------------------------------------------------------------------
 
+#: The metric's default: the LogME rankings use (intercept, small-sample prior).
+RANKING = {"intercept": True, "prior": RANKING_PRIOR}
 
-@pytest.mark.parametrize("intercept", [False, True])
+
+@pytest.mark.parametrize(
+    "options, expected_options",
+    [
+        ({}, RANKING),  # the default: the same LogME as hf-logme rank
+        ({"intercept": False, "prior": None}, {"intercept": False, "prior": None}),  # the papers'
+        ({"intercept": True, "prior": None}, {"intercept": True, "prior": None}),
+        ({"prior": 0.5}, {"intercept": True, "prior": 0.5}),
+    ],
+)
 @pytest.mark.parametrize(
     "config, label_kind",
     [
@@ -60,16 +72,16 @@ def make_data(config: str, n: int = 120, d: int = 8, seed: int = 0):
         ("multilabel", None),
     ],
 )
-def test_compute_equals_core(load, config, label_kind, intercept):
+def test_compute_equals_core(load, config, label_kind, options, expected_options):
     features, references = make_data(config)
     if label_kind == "str":
         references = np.array(["neg", "neutral", "pos"])[references]
     elif label_kind == "bool":
         references = references == 1
     expected = hf_logme.logme(
-        features, references, regression=config != "default", intercept=intercept
+        features, references, regression=config != "default", **expected_options
     )
-    result = load(config).compute(predictions=features, references=references, intercept=intercept)
+    result = load(config).compute(predictions=features, references=references, **options)
     assert result == {"logme": pytest.approx(expected, rel=1e-12, abs=1e-12)}
     assert isinstance(result["logme"], float)
 
@@ -79,7 +91,8 @@ def test_first_card_example_matches_the_dense_oracle(load):
     labels = np.array([0, 0, 0, 1, 1, 1])
     model_a = np.array([[1.0, 0.1], [0.9, 0.0], [1.1, -0.1], [0.1, 1.0], [-0.1, 0.9], [0.0, 1.1]])
     expected = oracle_logme(model_a.astype(np.float32).astype(np.float64), one_hot(labels))
-    result = load().compute(predictions=model_a, references=["cat"] * 3 + ["dog"] * 3)
+    paper = {"intercept": False, "prior": None}  # the papers' model: what the oracle computes
+    result = load().compute(predictions=model_a, references=["cat"] * 3 + ["dog"] * 3, **paper)
     assert result["logme"] == pytest.approx(expected, abs=1e-6)
 
 
@@ -89,8 +102,9 @@ def test_float64_predictions_are_stored_as_float32(load):
         size=features.shape
     )
     result = load().compute(predictions=doubles, references=labels)["logme"]
-    assert result == pytest.approx(hf_logme.logme(doubles.astype(np.float32), labels), rel=1e-12)
-    assert result == pytest.approx(hf_logme.logme(doubles, labels), rel=1e-5)
+    as_float32 = hf_logme.logme(doubles.astype(np.float32), labels, **RANKING)
+    assert result == pytest.approx(as_float32, rel=1e-12)
+    assert result == pytest.approx(hf_logme.logme(doubles, labels, **RANKING), rel=1e-5)
 
 
 # --- batches, input kinds, processes -------------------------------------------------------------
@@ -122,7 +136,7 @@ def test_bfloat16_and_half_tensors(load):
     features, labels = make_data("default")
     for dtype in (torch.bfloat16, torch.float16):
         tensor = torch.from_numpy(features).to(dtype)
-        expected = hf_logme.logme(tensor.float().numpy(), labels)
+        expected = hf_logme.logme(tensor.float().numpy(), labels, **RANKING)
         assert load().compute(predictions=tensor, references=labels)["logme"] == pytest.approx(
             expected, rel=1e-12
         )
@@ -161,9 +175,10 @@ def test_two_processes_equal_one(tmp_path):
         assert worker.returncode == 0, err
     main, other = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
     assert other is None  # only process 0 computes, on both processes' examples
-    assert main == {"logme": pytest.approx(hf_logme.logme(features, labels), rel=1e-12)}
+    expected = hf_logme.logme(features, labels, **RANKING)
+    assert main == {"logme": pytest.approx(expected, rel=1e-12)}
     # Each process alone sees different data: the gathered score is not either half's.
-    half = hf_logme.logme(features[:150], labels[:150])
+    half = hf_logme.logme(features[:150], labels[:150], **RANKING)
     assert abs(main["logme"] - half) > 1e-3
 
 
@@ -255,9 +270,12 @@ def test_bad_regression_and_multilabel_references(load):
         )
     with pytest.raises(ValueError, match="0/1 lists of different lengths"):
         load("multilabel").compute(predictions=features, references=[[0, 1], [1], [0, 0], [1, 1]])
+    flat = [[0, 0], [1, 0], [0, 0], [1, 0]]
+    with pytest.raises(ValueError, match=r"target column\(s\) \[1\] are constant"):
+        load("multilabel").compute(predictions=features, references=flat)
     with pytest.raises(ValueError, match=r"target column\(s\) \[1\] are all zero"):
         load("multilabel").compute(
-            predictions=features, references=[[0, 0], [1, 0], [0, 0], [1, 0]]
+            predictions=features, references=flat, intercept=False, prior=None
         )
 
 
@@ -275,6 +293,8 @@ def test_bad_options(load):
     features, labels = make_data("default")
     with pytest.raises(TypeError, match="intercept must be True or False; got 'yes'"):
         load().compute(predictions=features, references=labels, intercept="yes")
+    with pytest.raises(ValueError, match="prior"):
+        load().compute(predictions=features, references=labels, prior=-1.0)
     with pytest.raises(TypeError, match="unexpected keyword argument 'regression'"):
         load().compute(predictions=features, references=labels, regression=True)
     with pytest.raises(

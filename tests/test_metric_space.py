@@ -14,6 +14,7 @@ from huggingface_hub import HfApi, RepoUrl
 
 import hf_logme
 from hf_logme.cli import main
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.metric import CITATION, EXAMPLES, Logme
 from hf_logme.metric_space import export_space, install_metric, push_space, render_card, space_files
 
@@ -68,7 +69,7 @@ def test_card_follows_evaluates_layout():
 
 def test_space_folder_loads_from_any_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    expected = hf_logme.logme(np.float32(FEATURES), LABELS)
+    expected = hf_logme.logme(np.float32(FEATURES), LABELS, intercept=True, prior=RANKING_PRIOR)
     for path in (METRIC_DIR, METRIC_DIR / "logme.py"):
         metric = evaluate.load(str(path), cache_dir=str(tmp_path / "cache"))
         assert isinstance(metric, Logme) and metric.name == "logme"
@@ -89,7 +90,13 @@ def test_install_makes_the_name_load_offline(caplog):
     assert isinstance(metric, Logme) and metric.config_name == "multilabel"
     assert metric.compute(predictions=FEATURES, references=[[1, 0], [1, 1], [0, 1], [0, 0]])[
         "logme"
-    ] == (hf_logme.logme(np.float32(FEATURES), [[1, 0], [1, 1], [0, 1], [0, 0]], regression=True))
+    ] == hf_logme.logme(
+        np.float32(FEATURES),
+        [[1, 0], [1, 1], [0, 1], [0, 0]],
+        regression=True,
+        intercept=True,
+        prior=RANKING_PRIOR,
+    )
 
 
 def test_export_under_another_name(tmp_path, caplog):

@@ -16,6 +16,7 @@ from hub_fixtures import CATALOG, build_entry, build_text_model, reviews_dataset
 
 import hf_logme
 from hf_logme.errors import NoCandidateError, UnsupportedModelError
+from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.hub import MODALITY_TASKS
 from hf_logme.selection import select_checkpoint
 from hf_logme.trainer import LogMECallback, make_model_init
@@ -58,12 +59,13 @@ def tokenized(reviews, classifier):
 
 
 def pooler_logme(model, dataset, tokenizer, **options):
-    """LogME (with intercept) of the features extract_features gives for the model's backbone,
-    pooled by BERT's pooler: what its sequence-classification head reads."""
+    """LogME (with intercept, small-sample prior: the callback's default, as in rankings) of the
+    features extract_features gives for the model's backbone, pooled by BERT's pooler: what its
+    sequence-classification head reads."""
     out = hf_logme.extract_features(
         model.bert, dataset, processor=tokenizer, pooling="pooler", progress=False, **options
     )
-    return hf_logme.logme(out.features, out.labels, intercept=True)
+    return hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR)
 
 
 def trainer_for(checkpoint, train, evaluation, tokenizer, tmp_path, callbacks, **options):
@@ -319,7 +321,7 @@ def test_by_default_it_scores_the_rows_the_trainer_feeds(reviews, classifier, tm
                 for i in range(0, len(rows), 32)
             ]
             features = torch.cat([model.bert(**batch).pooler_output for batch in batches])
-        return hf_logme.logme(features, short["label"], intercept=True)
+        return hf_logme.logme(features, short["label"], intercept=True, prior=RANKING_PRIOR)
 
     reference = Reference(fed_rows)
     trainer = trainer_for(
@@ -483,7 +485,7 @@ def test_the_heads_pooling_is_scored_not_the_checkpoints_sentence_transformers_p
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
     mean = hf_logme.extract_features(model.bert, reviews, processor=classifier[1], progress=False)
     assert mean.pooling == "mean"  # what a ranking of this checkpoint scores
-    mean_logme = hf_logme.logme(mean.features, mean.labels, intercept=True)
+    mean_logme = hf_logme.logme(mean.features, mean.labels, intercept=True, prior=RANKING_PRIOR)
     value = LogMECallback(reviews).accumulate(model, processor=classifier[1]).compute()
     assert value == pytest.approx(
         pooler_logme(model, reviews, classifier[1]), rel=1e-9
@@ -532,6 +534,7 @@ def test_accumulate_needs_a_transformers_model_and_data(reviews, classifier):
         ({"max_length": -1}, ValueError, r"max_length must be a positive int"),
         ({"batch_size": 0}, ValueError, r"batch_size must be a positive int or one of \['auto'\]"),
         ({"intercept": "yes"}, TypeError, r"intercept must be a bool"),
+        ({"prior": -1.0}, ValueError, r"prior"),
         ({"seed": 1.5}, TypeError, r"seed must be an int"),
         ({"label_column": 3}, TypeError, r"label_column must be a column name"),
         (

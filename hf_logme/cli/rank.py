@@ -74,7 +74,11 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     which = parser.add_argument_group("candidates: --models, or else a Hub search")
     chosen = which.add_mutually_exclusive_group()
     chosen.add_argument(
-        "--models", nargs="+", metavar="ID_OR_PATH", help="Hub ids or local model folders"
+        "--models",
+        nargs="+",
+        metavar="ID_OR_PATH",
+        help="Hub ids, pinned as org/name@REVISION (a branch, tag or commit) if you like, or "
+        "local model folders; with HF_HUB_OFFLINE=1, Hub ids come from the Hugging Face cache",
     )
     chosen.add_argument(
         "--task",
@@ -171,6 +175,12 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
 
     output = parser.add_argument_group("output")
+    output.add_argument(
+        "--json",
+        action="store_true",
+        help="print the ranking as JSON on stdout (the table and messages go to stderr), e.g. "
+        "hf-logme rank ... --json | jq '.rows[0]'",
+    )
     output.add_argument("--output", help="write the ranking: .json, .csv, .md or .html")
     output.add_argument(
         "--plot", help="write the scores as a figure: .png, .svg or .pdf (needs matplotlib)"
@@ -228,10 +238,12 @@ def run(args: argparse.Namespace) -> int:
     )
     if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
         return EXIT_OK if ranking.scored else EXIT_NO_RESULT
-    print(ranking)
+    # With --json, stdout holds the JSON alone (it parses with json.loads); the rest is for people.
+    report = sys.stderr if args.json else sys.stdout
+    print(ranking, file=report)
     line = confidence_line(ranking)
     if line:
-        print(line)
+        print(line, file=report)
     not_written = []
     for flag, path, write in (
         ("--output", args.output, ranking.save),
@@ -245,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"hf-logme rank: error: {flag} {path} was not written: {err}", file=sys.stderr)
             not_written.append(path)
         else:
-            print(f"wrote {path}")
+            print(f"wrote {path}", file=report)
+    if args.json:
+        print(ranking.to_json())
     if not_written:
         print(
             "hf-logme rank: the ranking above is complete; only the file(s) were not written.",

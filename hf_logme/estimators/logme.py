@@ -64,6 +64,12 @@ _EPS = torch.finfo(torch.float64).eps
 # The prior rankings use: pseudo-observations of the noise precision's Gamma prior, chosen on
 # real features by benchmarks/study_small_samples.py (README, "Small samples").
 RANKING_PRIOR = 2.0
+#: The LogME every user-facing entry point scores with unless told otherwise (rank_models,
+#: select_checkpoint, LogMECallback, ``hf-logme score``, the evaluate metric): an intercept
+#: and the small-sample prior. ``logme()`` and ``LogME()`` themselves stay the exact maximum
+#: evidence of the paper's model, which ``PAPER_OPTIONS`` (``--paper``) names.
+DEFAULT_OPTIONS: dict[str, Any] = {"intercept": True, "prior": RANKING_PRIOR}
+PAPER_OPTIONS: dict[str, Any] = {"intercept": False, "prior": None}
 
 
 @dataclass

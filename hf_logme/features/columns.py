@@ -37,19 +37,36 @@ class InputColumns:
     columns: tuple[str, ...]
 
 
-def resolve_split(dataset: Any, split: str | None) -> Any:
+def resolve_split(dataset: Any, split: str | None, *, option: str = "split") -> Any:
     """A ``datasets.Dataset`` from a Dataset, or from a DatasetDict and ``split``.
 
+    ``split`` takes datasets' split syntax, as ``load_dataset(split=...)`` does, for every kind
+    of dataset: a name (``"train"``), a slice (``"train[:50]"``, ``"test[10%:20%]"``,
+    ``"train[-100:]"``) or a union (``"train[:10]+test[:10]"``). A Dataset is its own split: a
+    bare name is accepted as it is (a debug message), a slice selects its rows.
+
     Raises:
-        ValueError: a DatasetDict with several splits and no ``split``, or an unknown split.
+        ValueError: a DatasetDict with several splits and no ``split``, an unknown split, a
+            malformed slice, or a slice naming another split than a Dataset's own.
         TypeError: anything that is not a Dataset or DatasetDict.
     """
     import datasets
 
     if isinstance(dataset, datasets.Dataset):
-        if split is not None:
+        if split is None:
+            return dataset
+        if _is_name(split):
             logger.debug("split=%r ignored: a Dataset was passed, not a DatasetDict.", split)
-        return dataset
+            return dataset
+        own = str(dataset.split) if dataset.split is not None else None
+        names = {part.split("[", 1)[0].strip() for part in split.split("+")}
+        if len(names) > 1 or (own is not None and names != {own}):
+            raise ValueError(
+                f"{option} {split!r} names {sorted(names)}, but the dataset is one split"
+                f"{f' ({own!r})' if own else ''}; slice that one, e.g. "
+                f"{(own or 'train') + '[:100]'!r}, or pass the DatasetDict."
+            )
+        return _sliced({next(iter(names)): dataset}, split, option)
     if isinstance(dataset, datasets.DatasetDict):
         names = list(dataset)
         if split is None:
@@ -57,16 +74,46 @@ def resolve_split(dataset: Any, split: str | None) -> Any:
                 logger.info("Using the only split, %r.", names[0])
                 return dataset[names[0]]
             raise ValueError(
-                f"dataset is a DatasetDict with splits {names}; pass split= to choose one "
-                f"(e.g. split={names[0]!r})."
+                f"dataset is a DatasetDict with splits {names}; pass {option}= to choose one "
+                f"(e.g. {option}={names[0]!r})."
             )
-        if split not in dataset:
-            raise ValueError(f"split {split!r} is not in the dataset; its splits are {names}.")
-        return dataset[split]
+        if split in dataset:
+            return dataset[split]
+        if _is_name(split):
+            raise ValueError(f"{option} {split!r} is not in the dataset; its splits are {names}.")
+        return _sliced(dict(dataset), split, option)
     raise TypeError(
         f"dataset must be a datasets.Dataset or DatasetDict; got {type(dataset).__name__}. "
         f"Build one with datasets.Dataset.from_dict / from_pandas."
     )
+
+
+def _is_name(split: str) -> bool:
+    """A bare split name (no slice, no union)."""
+    return "[" not in split and "+" not in split
+
+
+def _sliced(splits: dict[str, Any], split: str, option: str) -> Any:
+    """The rows ``split`` (datasets' syntax) selects from ``splits``, through
+    ``datasets.ReadInstruction``, so slices mean what they mean in ``load_dataset``."""
+    import datasets
+
+    try:
+        instruction = datasets.ReadInstruction.from_spec(split)
+    except (ValueError, AssertionError) as err:
+        raise ValueError(
+            f"{option} {split!r} is not a split name or slice: {err}. Write e.g. 'train', "
+            f"'train[:50]', 'train[10%:20%]' or 'train[:10]+test[:10]'."
+        ) from err
+    try:
+        parts = instruction.to_absolute({name: len(data) for name, data in splits.items()})
+    except ValueError as err:
+        raise ValueError(
+            f"{option} {split!r}: {err} (the dataset's splits are {sorted(splits)})."
+        ) from err
+    selected = [splits[p.splitname].select(range(p.from_, p.to)) for p in parts]
+    logger.info("Using %s: %d rows.", split, sum(len(s) for s in selected))
+    return selected[0] if len(selected) == 1 else datasets.concatenate_datasets(selected)
 
 
 def describe(dataset: Any) -> str:
