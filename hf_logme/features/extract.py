@@ -30,6 +30,7 @@ from .options import DATA_FIELDS, ExtractionOptions, check_bool
 from .preflight import check_dataset
 from .sentence_transformers import load_sentence_transformer, uses_sentence_transformers
 from .targets import Targets
+from .timm_models import TimmModel, check_timm_options
 
 logger = logging.getLogger(__name__)
 
@@ -395,7 +396,9 @@ def extract(
             model, revision=o.revision, token=o.token, trust_remote_code=o.trust_remote_code
         )
         hub = {"revision": model.revision, "token": o.token}
-        if uses_sentence_transformers(model.model_id, o.pooling, o.layers, **hub):
+        if model.library == "transformers" and uses_sentence_transformers(
+            model.model_id, o.pooling, o.layers, **hub
+        ):
             model = load_sentence_transformer(
                 model.model_id,
                 trust_remote_code=o.trust_remote_code,
@@ -525,6 +528,10 @@ def _has_predictions(loaded: LoadedModel, wanted: bool) -> tuple[bool, str]:
         return False, ""
     if loaded.classifier is not None:
         return True, ""
+    if isinstance(loaded, TimmModel):
+        reason = f"{loaded.model_id} has no classification head (timm num_classes=0)"
+        logger.info("%s.", reason)
+        return False, reason
     architectures = getattr(loaded.config, "architectures", None)
     reason = (
         f"{loaded.model_id} has no classification head to give source predictions "
@@ -537,6 +544,10 @@ def _has_predictions(loaded: LoadedModel, wanted: bool) -> tuple[bool, str]:
 
 def _resolve_pooling(loaded: LoadedModel, pooling: str, layers: str) -> tuple[str, str]:
     """The pooling name to use and why."""
+    if isinstance(loaded, TimmModel):
+        pooling, reason = check_timm_options(loaded, pooling, layers)
+        logger.info("%s: pooling=%s (%s), layers=%s.", loaded.model_id, pooling, reason, layers)
+        return pooling, reason
     if not loaded.is_transformers and (pooling == "pooler" or layers == "all"):
         option = "pooling='pooler'" if pooling == "pooler" else "layers='all'"
         raise ValueError(
