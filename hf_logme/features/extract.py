@@ -202,7 +202,10 @@ def extract_features(
     """Compute the features a new task head would see, for every labelled row of a dataset.
 
     Args:
-        model: Hub id or local folder; a transformers ``PreTrainedModel`` (with ``processor``);
+        model: Hub id or local folder (timm checkpoints too, with timm installed: their own
+            preprocessing and ``forward_head(pre_logits=True)``, see
+            :mod:`hf_logme.features.timm_models`); a timm model object; a transformers
+            ``PreTrainedModel`` (with ``processor``);
             any ``torch.nn.Module`` with a ``preprocess`` callable (or ``processor=``) that maps
             a list of raw inputs to a tensor or dict of tensors; or a ``LoadedModel`` from
             :func:`hf_logme.features.load_model`, to extract repeatedly without reloading

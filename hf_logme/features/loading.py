@@ -1,7 +1,8 @@
 """Load a candidate once: model, processor, modality and pooling facts, ready to extract repeatedly.
 
-``load_model`` accepts a Hub id or local folder, an already loaded transformers model (with its
-processor), or any ``torch.nn.Module`` with a ``preprocess`` callable (timm, torchvision, custom).
+``load_model`` accepts a Hub id or local folder (transformers checkpoints, and timm checkpoints:
+see :mod:`.timm_models`), an already loaded transformers model (with its processor), a timm model
+object, or any ``torch.nn.Module`` with a ``preprocess`` callable (torchvision, custom).
 Models loaded here are placed on the chosen device and dtype; a model the caller passes in is used
 where it is and never moved or cast (that would change the caller's object).
 """
@@ -111,7 +112,9 @@ def load_model(
     """Load (or wrap) a model and its processor for feature extraction.
 
     Args:
-        model: a Hub id (``"org/name"``) or local folder; a transformers ``PreTrainedModel``
+        model: a Hub id (``"org/name"``) or local folder (a timm checkpoint, whose config.json
+            timm wrote, loads with timm: :mod:`hf_logme.features.timm_models`); a timm model
+            object (its own data config and pooling); a transformers ``PreTrainedModel``
             (pass its tokenizer / image processor / feature extractor as ``processor``, or it is
             loaded from ``model.name_or_path``); any ``torch.nn.Module`` with a ``preprocess``
             attribute or a ``processor`` callable mapping a list of raw inputs (strings, PIL
