@@ -116,8 +116,17 @@ class Candidate:
     tags: tuple[str, ...] = ()
 
     @property
+    def is_timm(self) -> bool:
+        """Whether it is a timm checkpoint (library ``timm``, or the ``timm`` tag), loaded with
+        ``timm.create_model`` (``pip install 'hf-logme[timm]'``) instead of transformers."""
+        return self.model_type is None and (self.library == "timm" or "timm" in self.tags)
+
+    @property
     def loadable(self) -> bool:
-        """Whether ``AutoModel.from_pretrained(id)`` builds it from transformers' own code."""
+        """Whether ``AutoModel.from_pretrained(id)`` builds it from transformers' own code, or
+        it is a timm checkpoint (timm runs no code from the repo)."""
+        if self.is_timm:
+            return True
         return (
             self.model_type is not None
             and not self.remote_code
@@ -188,7 +197,8 @@ def search_candidates(
     The Hub applies the filters it knows (task, text search, author, library, language, license,
     size, gating, safetensors); each model must then be loadable with ``AutoModel`` from
     transformers' own code, which is decided from the config the listing returns, without
-    downloading anything. Pages are fetched lazily and the search stops once ``limit`` models
+    downloading anything, or be a timm checkpoint (``library="timm"``; ranked when timm is
+    installed). Pages are fetched lazily and the search stops once ``limit`` models
     passed every filter.
 
     Args:
@@ -197,7 +207,8 @@ def search_candidates(
             Pass either ``task`` or ``modality``; with neither, every task is searched.
         search: Substring of the model id.
         author: User or organisation that owns the model.
-        library: Library tag the Hub assigns (default ``"transformers"``); ``None`` for any.
+        library: Library tag the Hub assigns (default ``"transformers"``; ``"timm"`` for timm
+            checkpoints); ``None`` for any.
         language: Language code tag, e.g. ``"en"``.
         license: License id, e.g. ``"apache-2.0"`` (matches the ``license:<id>`` tag).
         max_parameters: Largest parameter count (from the safetensors weights); models whose
@@ -452,6 +463,8 @@ def _exclusion_reason(
         return (
             f"{candidate.num_parameters or 'unknown'} parameters (max_parameters={max_parameters})"
         )
+    if candidate.is_timm:
+        return None
     if candidate.model_type is None:
         return "no model_type in its config"
     if candidate.remote_code:

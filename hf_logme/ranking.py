@@ -757,6 +757,12 @@ class _Runner:
         def on_batch(features: torch.Tensor | dict[int, torch.Tensor], labels: Any) -> None:
             nonlocal seen
             if self.layers == "mean":
+                widths = sorted({batch.shape[-1] for batch in features.values()})
+                if len(widths) > 1:  # CNN stages: no average of vectors of different widths
+                    raise ValueError(
+                        f"layers='mean' averages the layers' features, but {name}'s layers "
+                        f"differ in width ({widths}); use layers='best' or 'last'."
+                    )
                 features = {"mean": torch.stack(list(features.values())).float().mean(0)}
             elif not isinstance(features, dict):
                 features = {"last": features}

@@ -166,8 +166,9 @@ def test_search_asks_the_hub_for_its_filters_and_only_the_needed_properties(hub)
         ),
         (
             {"library": None, "modality": "image"},
-            ["acme/vit-tiny", "zeta/vit-features"],
-        ),  # timm-net: no config
+            ["other/timm-net", "acme/vit-tiny", "zeta/vit-features"],
+        ),  # timm-net: a timm checkpoint (library timm), loaded with timm
+        ({"library": "timm"}, ["other/timm-net"]),
         ({"author": "nobody"}, []),
     ],
 )

@@ -3,7 +3,8 @@
 One module a job: ``options`` (allowed values, device and dtype), ``loading`` (checkpoint ->
 model + processor), ``columns`` and ``targets`` (what to read from the dataset), ``sampling``
 (stratified subsets), ``audio`` (decoding and resampling), ``inputs`` (batches of model inputs),
-``pooling`` (which vector a head would see), ``forward`` (one pass), ``extract`` (the loop).
+``pooling`` (which vector a head would see), ``forward`` (one pass), ``extract`` (the loop),
+``timm_models`` (timm checkpoints and models).
 """
 
 from .extract import ExtractedFeatures, extract_features

@@ -96,6 +96,10 @@ def as_model_candidate(
         if isinstance(obj, LoadedModel)
         else processor or getattr(obj, "preprocess", None)
     )
+    from .timm_models import is_timm_model, timm_preprocess
+
+    if preprocessing is None and is_timm_model(obj):  # its data config decides its inputs
+        preprocessing = timm_preprocess(obj)
     return ModelCandidate(
         name=name or _default_name(obj),
         model=obj,
@@ -144,5 +148,9 @@ def _default_name(obj: Any) -> str:
 
     if is_sentence_transformer(obj):
         return sentence_transformer_name(obj)
+    from .timm_models import is_timm_model, timm_model_name
+
+    if is_timm_model(obj):
+        return timm_model_name(obj)
     value = getattr(obj, "name_or_path", None)
     return value if isinstance(value, str) and value else type(obj).__name__

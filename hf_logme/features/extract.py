@@ -30,6 +30,7 @@ from .options import DATA_FIELDS, ExtractionOptions, check_bool
 from .preflight import check_dataset
 from .sentence_transformers import load_sentence_transformer, uses_sentence_transformers
 from .targets import Targets
+from .timm_models import TimmModel, check_timm_options
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,10 @@ def extract_features(
     """Compute the features a new task head would see, for every labelled row of a dataset.
 
     Args:
-        model: Hub id or local folder; a transformers ``PreTrainedModel`` (with ``processor``);
+        model: Hub id or local folder (timm checkpoints too, with timm installed: their own
+            preprocessing and ``forward_head(pre_logits=True)``, see
+            :mod:`hf_logme.features.timm_models`); a timm model object; a transformers
+            ``PreTrainedModel`` (with ``processor``);
             any ``torch.nn.Module`` with a ``preprocess`` callable (or ``processor=``) that maps
             a list of raw inputs to a tensor or dict of tensors; or a ``LoadedModel`` from
             :func:`hf_logme.features.load_model`, to extract repeatedly without reloading
@@ -395,7 +399,9 @@ def extract(
             model, revision=o.revision, token=o.token, trust_remote_code=o.trust_remote_code
         )
         hub = {"revision": model.revision, "token": o.token}
-        if uses_sentence_transformers(model.model_id, o.pooling, o.layers, **hub):
+        if model.library == "transformers" and uses_sentence_transformers(
+            model.model_id, o.pooling, o.layers, **hub
+        ):
             model = load_sentence_transformer(
                 model.model_id,
                 trust_remote_code=o.trust_remote_code,
@@ -525,6 +531,10 @@ def _has_predictions(loaded: LoadedModel, wanted: bool) -> tuple[bool, str]:
         return False, ""
     if loaded.classifier is not None:
         return True, ""
+    if isinstance(loaded, TimmModel):
+        reason = f"{loaded.model_id} has no classification head (timm num_classes=0)"
+        logger.info("%s.", reason)
+        return False, reason
     architectures = getattr(loaded.config, "architectures", None)
     reason = (
         f"{loaded.model_id} has no classification head to give source predictions "
@@ -537,6 +547,10 @@ def _has_predictions(loaded: LoadedModel, wanted: bool) -> tuple[bool, str]:
 
 def _resolve_pooling(loaded: LoadedModel, pooling: str, layers: str) -> tuple[str, str]:
     """The pooling name to use and why."""
+    if isinstance(loaded, TimmModel):
+        pooling, reason = check_timm_options(loaded, pooling, layers)
+        logger.info("%s: pooling=%s (%s), layers=%s.", loaded.model_id, pooling, reason, layers)
+        return pooling, reason
     if not loaded.is_transformers and (pooling == "pooler" or layers == "all"):
         option = "pooling='pooler'" if pooling == "pooler" else "layers='all'"
         raise ValueError(

@@ -9,6 +9,7 @@ import torch
 
 from .loading import LoadedModel
 from .pooling import pool
+from .timm_models import TimmModel, timm_features
 
 
 class FeatureRunner:
@@ -37,7 +38,7 @@ class FeatureRunner:
 
     def __call__(self, inputs: Any) -> torch.Tensor | dict[int, torch.Tensor]:
         """Pooled features of one batch (with ``predictions``: a (features, logits) pair)."""
-        if not self.predictions:
+        if not self.predictions or isinstance(self.loaded, TimmModel):  # timm: no hook needed
             return self._features(inputs)
         captured: list[Any] = []
         hook = self.loaded.model.register_forward_hook(lambda m, a, out: captured.append(out))
@@ -49,6 +50,11 @@ class FeatureRunner:
 
     def _features(self, inputs: Any, captured: list[Any] | None = None) -> Any:
         inputs = self._to_device(inputs)
+        if isinstance(self.loaded, TimmModel):  # its own pooling, stages and head
+            pixels = inputs["pixel_values"] if isinstance(inputs, dict) else inputs
+            return timm_features(
+                self.loaded.model, pixels, layers=self.layers, predictions=self.predictions
+            )
         is_dict = isinstance(inputs, dict)
         mask = inputs.pop("_pool_mask", None) if is_dict else None
         if mask is None and is_dict:

@@ -1,7 +1,8 @@
 """Load a candidate once: model, processor, modality and pooling facts, ready to extract repeatedly.
 
-``load_model`` accepts a Hub id or local folder, an already loaded transformers model (with its
-processor), or any ``torch.nn.Module`` with a ``preprocess`` callable (timm, torchvision, custom).
+``load_model`` accepts a Hub id or local folder (transformers checkpoints, and timm checkpoints:
+see :mod:`.timm_models`), an already loaded transformers model (with its processor), a timm model
+object, or any ``torch.nn.Module`` with a ``preprocess`` callable (torchvision, custom).
 Models loaded here are placed on the chosen device and dtype; a model the caller passes in is used
 where it is and never moved or cast (that would change the caller's object).
 """
@@ -111,7 +112,9 @@ def load_model(
     """Load (or wrap) a model and its processor for feature extraction.
 
     Args:
-        model: a Hub id (``"org/name"``) or local folder; a transformers ``PreTrainedModel``
+        model: a Hub id (``"org/name"``) or local folder (a timm checkpoint, whose config.json
+            timm wrote, loads with timm: :mod:`hf_logme.features.timm_models`); a timm model
+            object (its own data config and pooling); a transformers ``PreTrainedModel``
             (pass its tokenizer / image processor / feature extractor as ``processor``, or it is
             loaded from ``model.name_or_path``); any ``torch.nn.Module`` with a ``preprocess``
             attribute or a ``processor`` callable mapping a list of raw inputs (strings, PIL
@@ -176,6 +179,10 @@ def load_model(
 
     if is_sentence_transformer(model):  # its own modules: Pooling, Dense, Normalize...
         return wrap_sentence_transformer(model, device=device, dtype=dtype)
+    from .timm_models import is_timm_model, wrap_timm_model
+
+    if is_timm_model(model):  # its own data config and pooling
+        return wrap_timm_model(model, processor=processor, device=device, dtype=dtype)
     if isinstance(model, torch.nn.Module):
         return _wrap_module(model, processor=processor, device=device, dtype=dtype, token=token)
     raise TypeError(
@@ -194,7 +201,8 @@ class Checkpoint:
 
     Lets a caller learn the modality (and fail on remote code or unknown architectures) before
     paying for the weights. ``revision`` is the commit sha a Hub revision resolved to (None for
-    a local folder), so the later load reads the same files.
+    a local folder), so the later load reads the same files. ``library`` is "transformers", or
+    "timm" for a checkpoint whose config.json timm wrote (``config`` is then that dict).
     """
 
     model_id: str
@@ -203,6 +211,7 @@ class Checkpoint:
     modality: str
     trust_remote_code: bool
     token: str | bool | None = field(default=None, repr=False)
+    library: str = "transformers"
 
 
 def inspect_checkpoint(
@@ -227,6 +236,18 @@ def inspect_checkpoint(
         _check_local_folder(model_id)
     else:
         resolved = _resolve_hub_revision(model_id, revision=revision, token=token)
+    from .timm_models import check_timm_config, is_timm_config
+
+    # The file as written (transformers would read a timm config as its own timm_wrapper).
+    try:
+        raw = _optional_json(model_id, "config.json", revision=resolved, token=token)
+    except ValueError:  # not JSON: transformers' own reading below says so
+        raw = None
+    if is_timm_config(raw):  # timm/... repos: timm's own config, no model_type
+        check_timm_config(model_id, raw)
+        return Checkpoint(
+            model_id, resolved, raw, "image", trust_remote_code, token, library="timm"
+        )
     config_dict, _ = PretrainedConfig.get_config_dict(model_id, revision=resolved, token=token)
     _check_remote_code(model_id, config_dict, trust_remote_code)
     try:
@@ -348,6 +369,11 @@ def check_hub_config(
         model_id, "config.json", revision=revision, token=token, cache_dir=cache_dir
     )
     config_dict = json.loads(Path(path).read_text())
+    from .timm_models import check_timm_config, is_timm_config
+
+    if is_timm_config(config_dict):  # needs timm, with this architecture; runs no repo code
+        check_timm_config(model_id, config_dict)
+        return config_dict
     _check_remote_code(model_id, config_dict, trust_remote_code)
     return config_dict
 
@@ -369,6 +395,19 @@ def _load_checkpoint(
     dtype: torch.dtype,
     classifier: bool = False,
 ) -> LoadedModel:
+    if checkpoint.library == "timm":
+        from .timm_models import load_timm_checkpoint
+
+        return load_timm_checkpoint(
+            checkpoint.model_id,
+            checkpoint.config,
+            revision=checkpoint.revision,
+            token=checkpoint.token,
+            use_safetensors=use_safetensors,
+            device=device,
+            dtype=dtype,
+            classifier=classifier,
+        )
     import transformers
 
     head_class = classifier_class(checkpoint.config) if classifier else None
