@@ -33,14 +33,27 @@ CACHE_VERSION = 1
 def default_cache_dir() -> Path:
     """``$HF_LOGME_CACHE``, else ``$HF_HOME/hf_logme``, else ``~/.cache/huggingface/hf_logme``.
 
-    Read at call time, so tests and users can change the environment after import.
+    Read at call time, so tests and users can change the environment after import. ``HF_HOME``
+    is resolved as huggingface_hub resolves it (``~`` and ``$VARS`` expanded, else
+    ``$XDG_CACHE_HOME/huggingface``), so the folder sits next to the Hub cache it uses.
+
+    Not ``huggingface_hub.constants.HF_HOME``: it is computed once, when huggingface_hub is first
+    imported, so a later change of ``HF_HOME`` would be missed (huggingface_hub has no call-time
+    resolver). Not ``huggingface_hub.cached_assets_path``: it is another folder
+    (``$HF_HOME/assets/hf_logme/default/...``, which would orphan existing caches), fixed at
+    import as well, and it creates folders when merely asked for the path.
     """
     if os.environ.get("HF_LOGME_CACHE"):
-        return Path(os.environ["HF_LOGME_CACHE"])
+        return Path(_expand(os.environ["HF_LOGME_CACHE"]))
     hf_home = os.environ.get("HF_HOME") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "huggingface"
     )
-    return Path(hf_home) / "hf_logme"
+    return Path(_expand(hf_home)) / "hf_logme"
+
+
+def _expand(path: str) -> str:
+    """``~`` and ``$VARS`` expanded, as huggingface_hub.constants does for its folders."""
+    return os.path.expandvars(os.path.expanduser(path))
 
 
 def cache_key(parts: dict[str, Any]) -> str:

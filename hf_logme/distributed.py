@@ -5,6 +5,11 @@
 accelerate when it is installed). Each process folds its shard into its own accumulator; one
 all-reduce of the D x D + K x D sums (plus a small all-gather of the class labels each process
 saw) gives every process the statistics of the whole dataset. Works with gloo (CPU) and nccl (GPU).
+
+:func:`broadcast` and :func:`gather` are torch.distributed's own ``broadcast_object_list`` and
+``all_gather_object``, with a pass-through outside a process group; accelerate's helpers of the
+same names call the same functions behind ``PartialState`` (and its ``gather_object`` flattens
+one level of lists), and accelerate is an optional extra, so torch's are used directly.
 """
 
 from __future__ import annotations
@@ -85,7 +90,12 @@ def gather(value: T) -> list[T]:
 
 def on_main_first(fn: Callable[[], T]) -> T:
     """Run ``fn`` on process 0 first, then on the others (e.g. a download the others then find
-    in the shared cache). Every process must call it."""
+    in the shared cache). Every process must call it.
+
+    Not accelerate's ``main_process_first()``: when the body raises on process 0, that context
+    manager never reaches its barrier and the other processes wait forever; here process 0
+    re-raises after the barrier, so the others go on (and fail or succeed on their own).
+    """
     rank, _ = rank_and_world()
     if not is_distributed():
         return fn()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
-from .distributed import all_reduce_statistics, is_distributed
+from .distributed import all_reduce_statistics, gather, rank_and_world
 from .errors import UnsupportedModelError
 from .errors import describe as describe_error
 from .estimators import LogME
@@ -436,9 +436,7 @@ class LogMECallback(TrainerCallback):
 
         Every process must call this at the same evaluation: it takes part in the collectives.
         """
-        distributed = is_distributed()
-        rank = torch.distributed.get_rank() if distributed else 0
-        world = torch.distributed.get_world_size() if distributed else 1
+        rank, world = rank_and_world()
         metric, error = None, None
         try:
             metric = self.accumulate(
@@ -452,10 +450,7 @@ class LogMECallback(TrainerCallback):
         except Exception as err:  # a monitoring metric must never stop training
             error = describe_error(err)
             logger.debug("LogMECallback failed on process %d", rank, exc_info=True)
-        errors = [error]
-        if distributed:  # one process failing means nobody sums (or waits for it)
-            errors = [None] * world
-            torch.distributed.all_gather_object(errors, error)
+        errors = gather(error)  # one process failing means nobody sums (or waits for it)
         failed = [f"process {i}: {e}" if world > 1 else e for i, e in enumerate(errors) if e]
         if failed:
             self._warn("; ".join(failed), state)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,6 +46,37 @@ def test_default_folder_follows_the_environment_at_call_time(tmp_path, monkeypat
     assert default_cache_dir() == tmp_path / "home" / "hf_logme"
     monkeypatch.setenv("HF_LOGME_CACHE", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
+
+
+@pytest.mark.parametrize(
+    "hf_home", ["~/hf-home", "$HF_LOGME_TEST_ROOT/hf-home", None], ids=["tilde", "var", "xdg"]
+)
+def test_default_folder_sits_in_the_hf_home_huggingface_hub_resolves(
+    tmp_path, monkeypatch, hf_home
+):
+    # The oracle: huggingface_hub's own HF_HOME, computed at import in a fresh interpreter.
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HOME", "HF_LOGME_CACHE")}
+    env.update(HOME=str(tmp_path / "user"), HF_LOGME_TEST_ROOT=str(tmp_path / "root"))
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg")
+    if hf_home is not None:
+        env["HF_HOME"] = hf_home
+    hub_home = subprocess.run(
+        [sys.executable, "-c", "from huggingface_hub import constants; print(constants.HF_HOME)"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    for name in ("HF_HOME", "HF_LOGME_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HOME", "HF_LOGME_TEST_ROOT", "XDG_CACHE_HOME", "HF_HOME"):
+        if name in env:
+            monkeypatch.setenv(name, env[name])
+    assert default_cache_dir() == Path(hub_home) / "hf_logme"
+    assert str(tmp_path) in hub_home and "~" not in hub_home and "$" not in hub_home
+
+
+def test_the_hf_logme_cache_variable_is_expanded_too(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_LOGME_CACHE", "~/stats")
+    assert default_cache_dir() == tmp_path / "stats"
 
 
 def test_an_unreadable_entry_is_a_miss_with_a_warning(tmp_path, caplog):

@@ -21,7 +21,7 @@ from safetensors.torch import load as load_safetensors
 
 from hf_logme import Candidate, search_candidates
 from hf_logme.errors import UnsafeWeightsError, UnsupportedModelError
-from hf_logme.hub import download_candidate, resolve_candidate
+from hf_logme.hub import download_candidate, resolve_candidate, safetensors_parameter_count
 
 # What the default search must return from the catalogue (tests/hub_fixtures.py), most downloaded
 # first. Left out: broken/gated (gated), other/timm-net (library timm), broken/remote-code
@@ -450,3 +450,14 @@ def test_truncated_download_is_retried_not_kept(hub):
         if r.method == "GET" and r.path.endswith("/model.safetensors")
     ]
     assert gets == [200, 200]  # the cut answer, then a complete one
+
+
+@pytest.mark.parametrize("shard", [None, "20KB"], ids=["one-file", "sharded"])
+def test_local_parameter_count_reads_every_shard_header(tmp_path, shard):
+    options = {} if shard is None else {"max_shard_size": shard}
+    folder = build_text_model(tmp_path / "m", hidden_size=32, num_layers=2, **options)
+    files = sorted(folder.glob("*.safetensors"))
+    assert (len(files) > 1) == (shard is not None)
+    expected = sum(t.numel() for f in files for t in load_safetensors(f.read_bytes()).values())
+    assert safetensors_parameter_count(folder) == expected
+    assert safetensors_parameter_count(tmp_path) is None  # no weights: no count
