@@ -2,7 +2,9 @@
 
 For every task and zoo model, features of the training rows (the rows fine-tuning trains on) are
 extracted once per pooling with ``layers="all"`` and cached outside git (``--cache``, default
-``$TRANSFER_CACHE`` or ``/work/transfer-cache``). Each configuration then scores them:
+``$TRANSFER_CACHE`` or ``/work/transfer-cache``), and so is every score computed from them
+(``<pooling>.scores.json``: a rerun computes only new models and configurations). Each
+configuration then scores them:
 
 - every registered estimator (``hf_logme.ESTIMATORS``: new ones appear here when merged), x layer
   mode ``last`` / ``best`` (each model's best hidden state) / ``mean`` (the average of all hidden
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import sys
@@ -198,20 +201,28 @@ def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict]:
         for pooling in POOLINGS[task.modality]:
             entry = features(model, task, pooling, cache, zoo_dir)
             seconds[model] += entry["extract_s"]
+            done_path = cache / task.name / model / f"{pooling}.scores.json"
+            done = json.loads(done_path.read_text()) if done_path.exists() else {}
             for mode in LAYER_MODES:
                 feats = _layer_features(entry, mode)
                 if feats is None:
                     continue
                 for config in configurations(task.regression):
                     name = config_name(config["method"], config["options"], mode, pooling)
-                    scores[name][model] = estimator_score(
-                        feats, entry["labels"], config, task.regression
-                    )
+                    if name not in done:
+                        done[name] = estimator_score(
+                            feats, entry["labels"], config, task.regression
+                        )
+                    scores[name][model] = done[name]
             if pooling == "auto":
-                scores["baseline: linear probe"][model] = linear_probe(entry, task.regression)
+                if "baseline: linear probe" not in done:
+                    done["baseline: linear probe"] = linear_probe(entry, task.regression)
+                scores["baseline: linear probe"][model] = done["baseline: linear probe"]
                 scores["baseline: parameter count"][model] = float(
                     zoo.num_parameters(model, zoo_dir)
                 )
+            # Scores are cached beside the features: a rerun scores only new models and configs.
+            done_path.write_text(json.dumps(done, indent=0, sort_keys=True))
         log(f"  {task.name} {model}: features in {seconds[model]:.0f}s")
     _add_rank_averages(scores)
     return scores, seconds
