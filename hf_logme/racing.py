@@ -25,14 +25,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .confidence import Estimate, race_schedule, race_step
+from .confidence import LEVEL, Estimate, from_leave_out, race_schedule, race_step
 
-__all__ = ["FIRST_BLOCK", "GROWTH", "RaceResult", "race_order", "race_schedule", "run_race"]
+__all__ = [
+    "FIRST_BLOCK",
+    "GROWTH",
+    "RACE_LEVEL",
+    "RaceResult",
+    "race_order",
+    "race_schedule",
+    "run_race",
+    "total_schedule",
+]
 
 #: Rows of the first round, and the factor by which each round grows (successive halving's
 #: doubling); the last round scores ``max_samples`` rows (all of them without it).
 FIRST_BLOCK = 256
 GROWTH = 2
+#: Coverage of the intervals the drop rule compares: the ranking's own 90% intervals.
+RACE_LEVEL = LEVEL
 
 
 def race_order(num_rows: int, *, seed: int, classes: np.ndarray | None = None) -> np.ndarray:
@@ -98,7 +109,9 @@ class RaceResult:
 Advance = Callable[[list[int], int], Mapping[int, Estimate | None]]
 
 
-def run_race(advance: Advance, num_candidates: int, schedule: Sequence[int]) -> RaceResult:
+def run_race(
+    advance: Advance, num_candidates: int, schedule: Sequence[int], *, level: float = RACE_LEVEL
+) -> RaceResult:
     """Play the rounds of ``schedule`` over ``num_candidates`` candidates.
 
     Args:
@@ -107,6 +120,8 @@ def run_race(advance: Advance, num_candidates: int, schedule: Sequence[int]) -> 
         num_candidates: how many candidates start.
         schedule: increasing row counts, e.g. ``race_schedule(4000)`` = ``[256, 512, 1024,
             2048, 4000]``.
+        level: the coverage of the intervals compared (each estimate's interval is rebuilt
+            at this level from its leave-out scores).
 
     Returns:
         A :class:`RaceResult`. Every decision is made from the estimates alone, so processes
@@ -129,12 +144,18 @@ def run_race(advance: Advance, num_candidates: int, schedule: Sequence[int]) -> 
         racing = [i for i in racing if i in answer]
         for index in racing:
             rows_seen[index], estimates[index] = rows, answer[index]
-        step = race_step([answer[i] for i in racing], rows, schedule)
+        step = race_step([_at_level(answer[i], level) for i in racing], rows, schedule)
         for position, reason in step.dropped.items():
             dropped[racing[position]] = (rows, reason)
         racing = [racing[position] for position in step.keep]
         rows = step.next_rows
     return RaceResult(rounds, rows_seen, dropped, sorted(failed), estimates)
+
+
+def _at_level(estimate: Estimate | None, level: float) -> Estimate | None:
+    if estimate is None or estimate.level == level:
+        return estimate
+    return from_leave_out(estimate.score, estimate.leave_out, level=level)
 
 
 def total_schedule(num_rows: int, max_samples: int | None, first_block: int) -> list[int]:

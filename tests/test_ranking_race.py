@@ -208,3 +208,25 @@ def test_cli_race_flag(tmp_path, reviews_csv):
     assert main([*args, "--cache-dir", str(tmp_path / "c")]) == 0
     ranking = hf_logme.Ranking.from_json(out)
     assert ranking.options["race"] is True and ranking.options["race_rounds"][0] == 10
+
+
+@pytest.mark.parametrize("distribute", ["samples"])  # "candidates" passes too (slow on 2 cores)
+def test_two_processes_race_like_one(tmp_path, distribute):
+    from hub_fixtures import build_text_model, reviews_dataset
+    from test_ranking_distributed import run_two_processes
+
+    models = [
+        str(build_text_model(tmp_path / f"m{seed}", seed=seed, hidden_size=16 * (1 + seed % 2)))
+        for seed in range(3)
+    ]
+    options = {"race": True, "race_first_block": 10, "distribute": distribute}
+    one = rank_models(models, reviews_dataset(), progress=False, cache=False, **options)
+    both = run_two_processes(models, **options)
+    assert both[0] == both[1]  # every process returns the same ranking
+    rows = {row["model"]: row for row in both[0]["rows"]}
+    assert both[0]["options"]["race_rounds"] == one.options["race_rounds"]
+    for row in one.rows:
+        other = rows[row.model]
+        assert other["dropped_after"] == row.dropped_after
+        assert other["num_samples"] == row.num_samples
+        assert other["score"] == pytest.approx(row.score, rel=1e-6)
