@@ -210,12 +210,13 @@ def main() -> None:
     parser.add_argument(
         "--levels", type=float, nargs="+", default=[RACE_LEVEL], help="drop-rule coverages"
     )
+    parser.add_argument("--models", nargs="+", help="a subset of the zoo's text models")
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--wall", action="store_true", help="also time one real race and run")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))  # the forward passes
     data, positions = pool(args.rows)
-    names = [m.name for m in zoo.TEXT_MODELS]
+    names = args.models or [m.name for m in zoo.TEXT_MODELS]
     entries = {}
     for name in names:
         entries[name] = cached_features(name, data, positions, args.cache)
