@@ -37,6 +37,7 @@ from .estimators import (
 )
 from .estimators._rows import DEFAULT_MAX_ROWS
 from .estimators.logme import DEFAULT_OPTIONS
+from .racing import FIRST_BLOCK, RaceResult, race_order, run_race, total_schedule
 from .results import Ranking, RankingRow
 from .scoring import score_candidate, with_confidence
 from .verbosity import quiet_libraries
@@ -70,6 +71,9 @@ ENTRY_LAYOUT = 3
 #: Statistics kinds whose row groups are kept for error bars (G x D^2 memory, see
 #: ``confidence.num_groups``); rows and class statistics are not grouped.
 GROUPED_KINDS = ("gram",)
+#: Names the row order of a race in its cache keys (``racing.race_order``); a change of that
+#: order must change this, so that no entry of other rows is read as these.
+RACE_ORDER = "stratified-1"
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ def rank_models(
     distribute: Literal["auto", "samples", "candidates"] = "auto",
     max_rows: int = DEFAULT_MAX_ROWS,
     keep_duplicates: bool = False,
+    race: bool = False,
+    race_first_block: int = FIRST_BLOCK,
     progress: bool = True,
 ) -> Ranking:
     """Score every candidate checkpoint on ``dataset`` and rank them, best first.
@@ -170,6 +176,20 @@ def rank_models(
             repeat weighs twice in every estimator). Needs input columns the data alone decides
             (named, or one text / image / audio column); otherwise nothing is dropped and
             ``num_duplicates`` is None. True keeps them (still counted).
+        race: successive halving (see :mod:`hf_logme.racing`): score every candidate on the
+            first ``race_first_block`` rows of a seeded, class-stratified order of the rows,
+            drop those whose 90% interval lies below the leader's, and go on with the others on
+            twice the rows, and so on up to ``max_samples`` rows (all rows without it); the race
+            ends early when one candidate is left. Each round extracts only the rows a
+            candidate has not seen (its statistics are extended). A dropped candidate stays in
+            the ranking, below those that raced on, with its score at the rows it saw,
+            ``dropped_after`` and the note "dropped after N rows". The rows come from the race
+            order, not from ``max_samples``'s subsample: with ``max_samples`` below the number
+            of rows, a race scores other rows than a full run (the same rows without it). With
+            the cache, each round's statistics are stored under their row count, so a later race
+            (same data, options and seed; any ``max_samples``) reuses every round already run
+            and extends from the last one. Needs error bars (LogME or H-score first).
+        race_first_block: rows of the race's first round (default 256).
         progress: show progress bars.
 
     The primary score of every scored row carries a delete-a-group jackknife error when its
@@ -198,9 +218,16 @@ def rank_models(
         ("cache", cache),
         ("delete_after", delete_after),
         ("keep_duplicates", keep_duplicates),
+        ("race", race),
         ("progress", progress),
     ):
         check_bool(name, flag)
+    check_positive_int("race_first_block", race_first_block)
+    if race and next(iter(method_specs.values())).kind not in GROUPED_KINDS:
+        raise ValueError(
+            f"race=True needs error bars on the first method, which {next(iter(method_specs))!r} "
+            f"has none of; put 'logme' (or 'hscore') first, or race=False."
+        )
     options = ExtractionOptions(
         split=split,
         text_column=text_column,
@@ -215,7 +242,7 @@ def rank_models(
         device=device,
         dtype=dtype,
         max_length=max_length,
-        max_samples=max_samples,
+        max_samples=None if race else max_samples,  # a race draws its rows from race_order
         seed=seed,
         token=token,
         trust_remote_code=trust_remote_code,
@@ -227,9 +254,19 @@ def rank_models(
     distinct, kept, num_duplicates = _distinct_inputs(dataset, options, keep_duplicates)
     prepared = prepare_dataset(distinct, options)
     options, task, data = prepared.options, prepared.task, prepared.data
+    schedule: list[int] | None = None
+    if race:  # every labelled row, in the race's order; round k scores the first schedule[k]
+        targets = prepared.targets
+        classes = targets.values[prepared.rows] if task in _CLASS_TASKS else None
+        if classes is not None and classes.ndim != 1:
+            classes = None
+        order = race_order(len(prepared.rows), seed=seed, classes=classes)
+        schedule = total_schedule(len(prepared.rows), max_samples, race_first_block)
+        prepared = replace(prepared, rows=prepared.rows[order])
+    scored_rows = prepared.rows if schedule is None else prepared.rows[: schedule[-1]]
     # Duplicate inputs among the rows each candidate scores (0 once they are dropped).
     scored_duplicates = (
-        None if kept is None else len(prepared.rows) - int(np.isin(prepared.rows, kept).sum())
+        None if kept is None else len(scored_rows) - int(np.isin(scored_rows, kept).sum())
     )
     _check_methods_support(method_specs, task)
     distributed.init_from_env()
@@ -252,6 +289,23 @@ def rank_models(
     mode = "single" if world == 1 else distribute
     if mode == "auto":
         mode = "candidates" if len(candidates) >= world else "samples"
+    if schedule is not None:
+        return _race(
+            candidates,
+            prepared,
+            options,
+            key_base,
+            store,
+            method_specs,
+            layers,
+            delete_after,
+            progress,
+            schedule,
+            mode,
+            dataset_info,
+            scored_duplicates,
+            max_samples,
+        )
     if mode == "samples":
         # Each process runs every world-th batch of the batches one process would run.
         runner = _Runner(
@@ -293,6 +347,74 @@ def rank_models(
     return Ranking(
         ranked, {n: m.reported() for n, m in method_specs.items()}, dataset_info, reported
     )
+
+
+def _race(
+    candidates: list[_Model],
+    prepared: Any,
+    options: ExtractionOptions,
+    key_base: dict[str, Any],
+    store: StatisticsCache,
+    method_specs: dict[str, _Method],
+    layers: LayerMode,
+    delete_after: bool,
+    progress: bool,
+    schedule: list[int],
+    mode: str,
+    dataset_info: dict[str, Any],
+    scored_duplicates: int | None,
+    max_samples: int | None,
+) -> Ranking:
+    """``rank_models(race=True)`` from the prepared rows in race order (see ``rank_models``).
+
+    Processes: with "samples" every process extracts a shard of every round's new rows and the
+    statistics are summed; with "candidates" candidate i stays on process i % world for the whole
+    race (its statistics stay where they were gathered) and the estimates are gathered after each
+    round. Either way every process sees the same estimates and makes the same decisions."""
+    rank, world = distributed.rank_and_world()
+    collective = mode == "samples"
+    runner = _Runner(
+        prepared,
+        options.replace(shard=(rank, world)) if collective else options,
+        {**key_base, "race_order": RACE_ORDER},
+        store,
+        method_specs,
+        layers,
+        delete_after,
+        progress and (collective or rank == 0),
+        collective=collective,
+    )
+    runner.group_rows = schedule[0]
+    with quiet_libraries():
+        result, outcomes = runner.race(
+            candidates,
+            schedule,
+            mine=(lambda i: i % world == rank) if mode == "candidates" else (lambda i: True),
+            gather=mode == "candidates",
+        )
+    racing = [i for i in range(len(candidates)) if i not in result.dropped]
+    rows = []
+    for index, done in enumerate(outcomes):
+        row = replace(done.row, num_duplicates=scored_duplicates)
+        if index in result.dropped:
+            rows_seen, reason = result.dropped[index]
+            note = reason if row.note is None else f"{row.note}; {reason}"
+            row = replace(row, note=note, dropped_after=rows_seen)
+        rows.append(row)
+    # Ties and P(best) among the candidates that raced on (the dropped ones lost already, on
+    # other rows: their scores are not comparable with the finalists').
+    finalists = with_confidence(
+        [rows[i] for i in racing],
+        {outcomes[i].row.model: outcomes[i].estimate for i in racing if outcomes[i].estimate},
+        no_signal={outcomes[i].row.model for i in racing if outcomes[i].no_signal},
+    )
+    for index, row in zip(racing, finalists):
+        rows[index] = row
+    reported = {**options.reported(), "layers": layers, "max_samples": max_samples}
+    reported.update(race=True, race_rounds=result.rounds)
+    if world > 1:
+        reported["distribute"] = mode
+    return Ranking(rows, {n: m.reported() for n, m in method_specs.items()}, dataset_info, reported)
 
 
 # --- option checks (before any model loads) ------------------------------------------------------
@@ -482,6 +604,19 @@ class _Ranked:
     no_signal: bool = False
 
 
+@dataclass
+class _RaceState:
+    """One candidate in a race: its commit, the statistics of the rows it has seen (process 0's,
+    summed over processes), how many, and whether this run downloaded its snapshot."""
+
+    resolved: bool = False
+    revision: str | None = None
+    num_parameters: int | None = None
+    entry: dict[str, Any] | None = None
+    rows: int = 0
+    downloaded: tuple[Path, bool] | None = None
+
+
 class _Skip(Exception):
     """A candidate every process agreed to skip (the reason comes from whichever failed)."""
 
@@ -529,6 +664,9 @@ class _Runner:
         self.progress = progress and self.rank == 0
         self._downloads: dict[str, Future] = {}
         self._revisions: dict[str, tuple[str | None, int | None]] = {}
+        # Rows that bound the number of row groups (at most half of them); a race sets its
+        # first round's, so that a candidate keeps the same groups in every round.
+        self.group_rows: int | None = None
 
     def run(self, candidates: list[_Model]) -> list[_Ranked]:
         """Each candidate's row, with its primary score's jackknife estimate when there is one."""
@@ -618,6 +756,109 @@ class _Runner:
 
                 delete_snapshot(model.name, revision=revision)
         return row
+
+    # --- racing -------------------------------------------------------------------------------
+
+    def race(
+        self,
+        candidates: list[_Model],
+        schedule: list[int],
+        *,
+        mine: Any,
+        gather: bool,
+    ) -> tuple[RaceResult, list[_Ranked]]:
+        """Race the candidates over the runner's rows (in race order) through ``schedule``.
+
+        ``mine(i)``: whether this process advances candidate i; ``gather``: collect the other
+        processes' rows after each round. Returns the race and each candidate's last row."""
+        from huggingface_hub.utils import tqdm
+
+        states = [_RaceState() for _ in candidates]
+        last: dict[int, _Ranked] = {}
+
+        def advance(indices: list[int], rows: int) -> dict[int, Estimate | None]:
+            here = {}
+            bar = tqdm(
+                [i for i in indices if mine(i)],
+                desc=f"race: {rows} rows",
+                unit="model",
+                disable=not self.progress,
+            )
+            for index in bar:
+                bar.set_postfix_str(candidates[index].name, refresh=False)
+                here[index] = self._advance(candidates[index], states[index], rows)
+                if candidates[index].obj is None:  # a model loaded here (objects stay alive)
+                    _free_memory()
+            if gather:  # each process raced its own candidates: every process learns all
+                here = {k: v for part in distributed.gather(here) for k, v in part.items()}
+            last.update(here)
+            return {
+                i: last[i].estimate for i in indices if i in last and last[i].row.status == "ok"
+            }
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-logme-download") as pool:
+            self._pool = pool
+            try:
+                result = run_race(advance, len(candidates), schedule)
+            finally:
+                for model, state in zip(candidates, states):
+                    self._delete_if_downloaded(model, state.revision, state.downloaded)
+        return result, [last[i] for i in range(len(candidates))]
+
+    def _advance(self, model: _Model, state: _RaceState, rows: int) -> _Ranked:
+        """Bring one candidate to the first ``rows`` rows of the race order: from the cache
+        entry of that round when there is one, else by extracting the rows it has not seen and
+        adding their statistics to those it has. Its row (skipped with the reason on failure)."""
+        revision = state.revision
+        try:
+            if not state.resolved:
+                revision, state.num_parameters = self._decided_by_first(
+                    lambda: self._resolve(model)
+                )
+                state.revision, state.resolved = revision, True
+            key = {**self._key(model, revision), "race_rows": rows}
+            held: dict[str, Any] = {}
+            missing = self._decided_by_first(lambda: self._missing(key, held))
+            cached = missing == []  # an entry lacking some statistics is extracted again
+            entry = held.get("entry") if cached else None
+            if not cached:
+                error = fresh = None
+                start = state.rows if state.entry is not None or self.rank != 0 else 0
+                block = replace(self.dataset, rows=self.dataset.rows[start:rows])
+                try:
+                    source, downloaded = self._source(model, revision)
+                    if downloaded is not None and downloaded[1]:
+                        state.downloaded = downloaded
+                    fresh = self._extract(
+                        source, model.name, revision, self.groups, dataset=block, start=start
+                    )
+                except Exception as err:
+                    error = describe_error(err)
+                    logger.debug("Traceback for %s", model.name, exc_info=True)
+                self._agree_all_succeeded(error)
+                if self.collective:
+                    fresh = self._summed(fresh, self.groups)
+                if self.rank == 0:
+                    entry = fresh if state.entry is None else _appended(state.entry, fresh)
+                    _store(self.store, key, entry)
+            state.entry, state.rows = entry, rows
+            return self._decided_by_first(
+                lambda: self._row(model, entry, revision, state.num_parameters, cached)
+            )
+        except _Skip as skip:
+            logger.warning("Skipping %s: %s", model.name, skip)
+            state.entry = None
+            return _Ranked(
+                RankingRow(model=model.name, status="skipped", revision=revision, reason=str(skip))
+            )
+
+    def _delete_if_downloaded(
+        self, model: _Model, revision: str | None, downloaded: tuple[Path, bool] | None
+    ) -> None:
+        if self.delete_after and downloaded is not None and downloaded[1] and _node_main():
+            from .hub import delete_snapshot
+
+            delete_snapshot(model.name, revision=revision)
 
     def _missing(self, key: dict[str, Any], held: dict[str, Any] | None = None) -> list[str] | None:
         """The statistics groups this run needs that the cache entry lacks (None: no entry).
@@ -736,9 +977,13 @@ class _Runner:
         name: str,
         revision: str | None,
         groups: dict[str, tuple[str, dict]],
+        dataset: Any = None,
+        start: int = 0,
     ) -> dict[str, Any]:
-        """One forward pass over the data, gathering every group of statistics in ``groups``
-        (per layer, or once for source predictions); returns the cache entry."""
+        """One forward pass over the data (``dataset``, default the runner's), gathering every
+        group of statistics in ``groups`` (per layer, or once for source predictions); returns
+        the cache entry. ``start``: the stream position of the first row (row groups are dealt
+        on from there, when a race extends statistics)."""
         from .features.extract import extract
         from .hub import safetensors_parameter_count
 
@@ -752,7 +997,7 @@ class _Runner:
         layers: dict[Any, dict[str, Any]] = {}
         grouped = self.grouped if self.grouped in per_layer else None
         row_groups: dict[Any, list[Any]] = {}  # layer -> G statistics of the grouped kind
-        seen = 0  # rows of this process's stream so far
+        seen = start  # rows of this process's stream so far
 
         def on_batch(features: torch.Tensor | dict[int, torch.Tensor], labels: Any) -> None:
             nonlocal seen
@@ -792,7 +1037,7 @@ class _Runner:
         start = time.perf_counter()
         result = extract(
             source,
-            self.dataset,
+            self.dataset if dataset is None else dataset,
             self.options.replace(source_predictions=bool(shared)),
             on_batch=on_batch,
             on_logits=on_logits if shared else None,
@@ -841,7 +1086,7 @@ class _Runner:
         most half the rows (so each group holds two), none below ``MIN_GROUPS``."""
         count = min(
             num_groups(dim, memory_bytes=GROUP_MEMORY_BYTES // num_layers),
-            len(self.dataset.rows) // 2,
+            (self.group_rows or len(self.dataset.rows)) // 2,
         )
         return count if count >= MIN_GROUPS else 0
 
@@ -1014,6 +1259,43 @@ def _extended(entry: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
             "extract_s": fresh["meta"]["extract_s"],
             "dim": fresh["meta"]["dim"],
         },
+    }
+
+
+def _appended(entry: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """The statistics of an entry's rows and of a pass over further rows: every statistics
+    state, row group and shared state merged (row group g with row group g), the row counts and
+    extraction times added."""
+
+    def merged(mine: dict[str, Any] | None, other: dict[str, Any] | None) -> dict[str, Any]:
+        if mine is None or other is None:
+            return mine if other is None else other
+        return load_statistics(mine).merge(load_statistics(other)).state_dict()
+
+    statistics = {
+        layer: {g: merged(held.get(g), fresh["statistics"].get(layer, {}).get(g)) for g in held}
+        for layer, held in entry["statistics"].items()
+    }
+    row_groups = {
+        g: {
+            layer: [
+                merged(a, b) for a, b in zip(held, fresh["row_groups"].get(g, {}).get(layer, []))
+            ]
+            for layer, held in layers.items()
+        }
+        for g, layers in entry["row_groups"].items()
+    }
+    shared = {g: merged(state, fresh["shared"].get(g)) for g, state in entry["shared"].items()}
+    meta = dict(fresh["meta"])
+    meta["num_samples"] = entry["meta"]["num_samples"] + fresh["meta"]["num_samples"]
+    meta["extract_s"] = entry["meta"]["extract_s"] + fresh["meta"]["extract_s"]
+    return {
+        **entry,
+        "statistics": statistics,
+        "row_groups": row_groups,
+        "shared": shared,
+        "unavailable": {**entry["unavailable"], **fresh["unavailable"]},
+        "meta": meta,
     }
 
 

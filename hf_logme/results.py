@@ -24,7 +24,14 @@ Status = Literal["ok", "skipped"]
 
 DISPLAY_NAMES = {"logme": "LogME", "hscore": "H-score", "shrinkage_hscore": "shrinkage H-score"}
 _LAYERS = {"last": "last layer", "best": "best layer of each", "mean": "mean of all layers"}
-_INTEGERS = ("best_layer", "dim", "num_samples", "num_parameters", "num_duplicates")
+_INTEGERS = (
+    "best_layer",
+    "dim",
+    "num_samples",
+    "num_parameters",
+    "num_duplicates",
+    "dropped_after",
+)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -51,6 +58,8 @@ class RankingRow:
         p_best: estimated probability that this candidate is the best one.
         tied: its interval overlaps the leader's, so the data cannot separate the two.
         note: a remark on how the score came about, e.g. "dropped after 512 rows".
+        dropped_after: in a race (``rank_models(race=True)``), the rows after which this
+            candidate was dropped (its score is at those rows); None for the others.
         method_errors: methods that could not score this candidate, with the reason.
         num_duplicates: duplicate feature rows seen (they bound what the data can tell apart).
     """
@@ -76,6 +85,7 @@ class RankingRow:
     note: str | None = None
     method_errors: dict[str, str] = field(default_factory=dict)
     num_duplicates: int | None = None
+    dropped_after: int | None = None
 
     @property
     def finite(self) -> bool:
@@ -121,11 +131,15 @@ def _from_json_float(value: float | str | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _sort_key(row: RankingRow) -> tuple[int, float]:
+def _sort_key(row: RankingRow) -> tuple[int, int, int, float]:
+    """Scored rows by score, best first; in a race, the candidates dropped after fewer rows
+    below those that raced on (their scores are on fewer rows); skipped rows last."""
     if row.status != "ok" or row.score is None:
-        return (1, 0.0)
+        return (1, 0, 0, 0.0)
     score = float(row.score)
-    return (0, -score if not math.isnan(score) else math.inf)
+    dropped = row.dropped_after is not None
+    rows = -row.dropped_after if dropped else 0
+    return (0, int(dropped), rows, -score if not math.isnan(score) else math.inf)
 
 
 def method_label(name: str, options: dict[str, Any] | None = None) -> str:

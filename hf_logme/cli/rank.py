@@ -70,6 +70,19 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="score rows whose inputs repeat an earlier row's too (default: each distinct "
         "input once)",
     )
+    data.add_argument(
+        "--race",
+        action="store_true",
+        help="race the candidates: score all on a first block of rows, drop those whose 90%% "
+        "interval lies below the leader's, go on with the rest on twice the rows, up to "
+        "--max-samples (dropped rows stay, with their score at the rows they saw)",
+    )
+    data.add_argument(
+        "--race-first-block",
+        type=positive_int,
+        default=256,
+        help="rows of the race's first round (default: 256)",
+    )
 
     which = parser.add_argument_group("candidates: --models, or else a Hub search")
     chosen = which.add_mutually_exclusive_group()
@@ -234,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
         distribute=args.distribute,
         **({} if args.max_rows is None else {"max_rows": args.max_rows}),
         keep_duplicates=args.keep_duplicates,
+        race=args.race,
+        race_first_block=args.race_first_block,
         progress=not args.quiet,
     )
     if distributed.rank_and_world()[0] != 0:  # every process holds the ranking; one reports it
