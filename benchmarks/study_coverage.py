@@ -20,11 +20,22 @@ robust sd, IQR / 1.349, pooled over candidates) with and without the first-order
 ``sd/se``: the n-row score's spread over subsamples over its median se, per candidate (below 1:
 the se is conservative, so a miss is bias, not width).
 
-    OMP_NUM_THREADS=1 python benchmarks/study_coverage.py --repeats 50 \\
-        --features '/work/race-cache/*.pt' '/work/transfer-cache/*/*/auto.pt' --layers 6 \\
-        --save coverage.npz
-    python benchmarks/study_coverage.py --load coverage.npz   # the table again, no scoring
+The README's table (Trump tweets: ``benchmarks/bench_race.py``'s cache of last-layer features,
+2,000 / 4,000 rows, and the transfer benchmark's 500 training rows, hidden state 6; the first
+five candidates chose ``DRIFT_ALLOWANCE``, the other four are held out):
 
+    export OMP_NUM_THREADS=1 PICK="all-MiniLM-L6-v2-4000 minilm-random-2000 minilm-noise1.0-2000
+        minilm-trunc2-4000 trump_tweets/all-MiniLM"
+    python benchmarks/study_coverage.py --seed 0 --repeats 14 --only $PICK --save a.npz
+    python benchmarks/study_coverage.py --seed 2 --repeats 40 --only $PICK --save b.npz
+    python benchmarks/study_coverage.py --seed 3 --repeats 30 --save c.npz --only \
+        minilm-noise0.3-2000 minilm-reinit-top4-2000 sre-embedding-model-2000 \
+        trump_tweets/minilm-noise0.3
+    python benchmarks/study_coverage.py --seed 1 --repeats 15 --methods hscore --save h.npz \
+        --only all-MiniLM-L6-v2-4000 minilm-random-2000 minilm-noise1.0-2000 minilm-trunc2-4000
+    python benchmarks/study_coverage.py --load a.npz b.npz c.npz h.npz   # the table, no scoring
+
+(``--features`` defaults to ``/work/race-cache/*.pt /work/transfer-cache/*/*/auto.pt``.)
 One jackknife is G + 1 = 21 LogME solves (about 1 s at D = 384 on a busy CPU core).
 """
 
@@ -192,8 +203,8 @@ def table(records: dict[str, np.ndarray], level: float = LEVEL) -> None:
             zc = np.array([r[7] for r in sel])
             print(
                 f"{method:>7} {n:>5} {len(sel):>6} {cov[0]:>6.2f} {cov[1]:>6.2f} "
-                f"{cov[2]:>9.2f} {cov[3]:>11.2f} {np.median(z):>9.2f} {robust_sd(z):>6.2f} "
-                f"{np.median(zc):>11.2f} {robust_sd(zc):>7.2f} {spread(records, method, n):>6.2f}"
+                f"{cov[2]:>9.2f} {cov[3]:>11.2f} {np.median(z):>9.3g} {robust_sd(z):>6.3g} "
+                f"{np.median(zc):>11.3g} {robust_sd(zc):>7.3g} {spread(records, method, n):>6.2f}"
             )
     print(
         f"binomial sd of a coverage at {level:.0%} over 200 draws: "
