@@ -39,7 +39,14 @@ import torch
 
 import hf_logme
 from hf_logme.cache import default_cache_dir
-from hf_logme.confidence import MAX_GROUPS, at_rows, group_of_rows, jackknife, tied_with_leader
+from hf_logme.confidence import (
+    MAX_GROUPS,
+    at_rows,
+    calibrated,
+    group_of_rows,
+    jackknife,
+    tied_with_leader,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from offline_checkpoints import minilm_path, random_init_copy
@@ -233,12 +240,14 @@ def coverage_study(features, labels, sizes, repeats, nu, groups=MAX_GROUPS) -> N
     )
     print(
         "covered: the interval as is; at N: moved to all N rows along the jackknife's 1/n drift "
-        "(confidence.at_rows); bias-corrected: moved to infinitely many rows"
+        "(confidence.at_rows); bias-corrected: moved to infinitely many rows; calibrated: what "
+        "a ranking reports (confidence.calibrated, see benchmarks/study_coverage.py)"
     )
     columns = (
         ("covered", 10),
         ("at N", 8),
         ("bias-corrected", 16),
+        ("calibrated", 12),
         ("median se", 11),
         ("top-2 tied", 12),
     )
@@ -250,7 +259,7 @@ def coverage_study(features, labels, sizes, repeats, nu, groups=MAX_GROUPS) -> N
 
     truth = {c: hf_logme.logme(features[c], labels, intercept=True, prior=nu) for c in names}
     for n in sizes:
-        covered = corrected = tied = at_n = 0
+        covered = corrected = tied = at_n = cal = 0
         ses = []
         for _ in range(repeats):
             rows = rng.choice(len(labels), n, replace=False)
@@ -266,12 +275,15 @@ def coverage_study(features, labels, sizes, repeats, nu, groups=MAX_GROUPS) -> N
                 corrected += e.low + shift <= truth[c] <= e.high + shift
                 moved = at_rows(e, n, len(labels))
                 at_n += moved.low <= truth[c] <= moved.high
+                final = calibrated(e, n, len(labels))
+                cal += final.low <= truth[c] <= final.high
                 ses.append(e.se)
             order = np.argsort([-e.score for e in estimates])
             tied += tied_with_leader([estimates[i] for i in order[:2]])[0][1]
         total = len(names) * repeats
         print(
             f"{n:>6}{covered / total:>10.2f}{at_n / total:>8.2f}{corrected / total:>16.2f}"
+            f"{cal / total:>12.2f}"
             f"{np.median(ses):>11.4f}{f'{tied}/{repeats}':>12}",
             flush=True,
         )

@@ -69,11 +69,11 @@ def plot_ranking(
         color = BEST if best else TIED if row.tied else OTHER
         face = color if best or not row.tied else "white"
         if row.interval is not None:
-            low, high = row.interval
+            low, high = row.interval  # for the score on all rows: it may not contain the point
             ax.errorbar(
-                row.score,
+                0.5 * (low + high),
                 position,
-                xerr=[[row.score - low], [high - row.score]],
+                xerr=0.5 * (high - low),
                 fmt="none",
                 ecolor=color,
                 elinewidth=1.5,

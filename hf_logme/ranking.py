@@ -25,7 +25,14 @@ import torch
 
 from . import distributed
 from .cache import StatisticsCache, model_key, normalize_model_name
-from .confidence import GROUP_MEMORY_BYTES, MIN_GROUPS, Estimate, group_of_rows, num_groups
+from .confidence import (
+    GROUP_MEMORY_BYTES,
+    MIN_GROUPS,
+    Estimate,
+    calibrated,
+    group_of_rows,
+    num_groups,
+)
 from .errors import describe as describe_error
 from .estimators import (
     STATISTICS,
@@ -195,6 +202,9 @@ def rank_models(
     The primary score of every scored row carries a delete-a-group jackknife error when its
     statistics are Gram statistics (LogME, H-score): ``score_se``, a 90% ``interval``, and
     across rows ``p_best`` and ``tied`` (``Ranking.confident``); see :mod:`hf_logme.confidence`.
+    The interval is for the score on all rows available (``dataset["rows_available"]``: the
+    labelled, distinct rows), not only the ``max_samples`` scored
+    (:func:`~hf_logme.confidence.calibrated`); ``tied`` and ``p_best`` use it too.
     A LogME at its no-signal floor gets the note "no signal at N rows".
 
     Returns:
@@ -336,9 +346,30 @@ def rank_models(
         with quiet_libraries():
             done_here = runner.run(mine)
         outcomes = [done for of_rank in distributed.gather(done_here) for done in of_rank]
+    # Intervals for the score on every row available, not only the max_samples scored.
+    available = len(prepared.rows)
+    if prepared.targets is not None:
+        available = int((~np.asarray(prepared.targets.missing)).sum())
+    dataset_info["rows_available"] = available
+    estimates = {
+        done.row.model: calibrated(
+            done.estimate, done.row.num_samples, max(available, done.row.num_samples)
+        )
+        for done in outcomes
+        if done.estimate is not None
+    }
     ranked = with_confidence(
-        [replace(done.row, num_duplicates=scored_duplicates) for done in outcomes],
-        {done.row.model: done.estimate for done in outcomes if done.estimate is not None},
+        [
+            replace(
+                done.row,
+                num_duplicates=scored_duplicates,
+                interval=(estimates[done.row.model].low, estimates[done.row.model].high)
+                if done.row.model in estimates
+                else done.row.interval,
+            )
+            for done in outcomes
+        ],
+        estimates,
         no_signal={done.row.model for done in outcomes if done.no_signal},
     )
     reported = {**options.reported(), "layers": layers}

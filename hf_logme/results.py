@@ -54,9 +54,13 @@ class RankingRow:
         reason: why the candidate was skipped.
         cached: the features' statistics came from the cache.
         score_se: standard error of ``score``, when estimated.
-        interval: an interval for ``score`` at the ranking's ``interval_level`` (90% by default).
+        interval: an interval at the ranking's ``interval_level`` (90% by default) for the
+            score on all rows available (``Ranking.dataset["rows_available"]``): ``score -/+ t *
+            score_se`` when every row was scored; when fewer were (``max_samples``), moved up
+            along the score's drift with rows (see :func:`hf_logme.confidence.calibrated`).
         p_best: estimated probability that this candidate is the best one.
-        tied: its interval overlaps the leader's, so the data cannot separate the two.
+        tied: its interval overlaps the leader's (or lies above it), so the data cannot
+            separate the two.
         note: a remark on how the score came about, e.g. "dropped after 512 rows".
         dropped_after: in a race (``rank_models(race=True)``), the rows after which this
             candidate was dropped (its score is at those rows); None for the others.

@@ -189,15 +189,18 @@ def with_confidence(
 ) -> list[RankingRow]:
     """The rows with ``tied`` and ``p_best`` filled in from their primary scores' estimates.
 
-    A row is ``tied`` when its interval overlaps the leader's (the best scored row, which must
-    have an estimate); ``p_best`` is set when every scored row has an estimate over the same row
-    groups (the rows are then paired, see :func:`~hf_logme.confidence.probability_best`). A
-    leader at the no-signal floor (``no_signal``: models whose score is) has no ranking to
+    A row is ``tied`` when its interval overlaps the leader's (the top row by ``score``, which
+    must have an estimate; a row whose interval lies above the leader's is tied too); ``p_best``
+    is set when every scored row has an estimate over the same row groups (the rows are then
+    paired, see :func:`~hf_logme.confidence.probability_best`). A leader at the no-signal floor
+    (``no_signal``: models whose score is) has no ranking to
     offer: every scored row at that floor is then ``tied`` with it.
 
     Args:
         rows: the ranking's rows, in any order.
-        estimates: model -> the estimate of its primary score (scored rows only).
+        estimates: model -> the estimate of its primary score (scored rows only): the rows'
+            intervals, i.e. :func:`~hf_logme.confidence.calibrated` in a ranking that scored
+            fewer rows than it had.
         no_signal: the models whose primary score is LogME's no-signal floor.
     """
     scored = sorted(
@@ -207,7 +210,7 @@ def with_confidence(
     updates: dict[str, dict[str, Any]] = {}
     with_estimates = [row for row in scored if row.model in estimates]
     if scored and scored[0].model in estimates:
-        tied, _ = tied_with_leader([estimates[row.model] for row in with_estimates])
+        tied, _ = tied_with_leader([estimates[row.model] for row in with_estimates], leader=0)
         for row, is_tied in zip(with_estimates, tied):
             updates.setdefault(row.model, {})["tied"] = is_tied
         counts = {estimates[row.model].num_groups for row in scored if row.model in estimates}

@@ -40,12 +40,13 @@ def reviews():
     return datasets.Dataset.from_dict({"text": texts, "label": labels})
 
 
-def stream(model, dataset):
+def stream(model, dataset, max_samples=None):
     """The features and labels in the order the extractor streams them (longest first)."""
     batches = []
     hf_logme.extract_features(
         model,
         dataset,
+        max_samples=max_samples,
         on_batch=lambda f, y: batches.append((f.double().cpu().numpy(), np.asarray(y))),
         return_features=False,
         progress=False,
@@ -78,6 +79,35 @@ def test_error_bars_are_the_delete_a_group_jackknife_of_round_robin_groups(
     assert row.interval == pytest.approx((row.score - half, row.score + half), rel=1e-3)
     assert row.p_best == 1.0 and row.tied is False  # alone
     assert ranking.confident is True
+
+
+def test_with_fewer_rows_scored_than_available_the_interval_is_for_all_rows(
+    models, reviews, tmp_path
+):
+    ranking = rank_models(
+        [models["small"]], reviews, max_samples=24, cache_dir=tmp_path, progress=False
+    )
+    row = ranking.rows[0]
+    assert row.num_samples == 24 and ranking.dataset["rows_available"] == 48
+    features, labels = stream(models["small"], reviews, max_samples=24)
+    groups = 12  # at most half the 24 rows
+    which = np.arange(len(labels)) % groups
+    leave_out = np.array(
+        [
+            hf_logme.logme(
+                features[which != g], labels[which != g], intercept=True, prior=RANKING_PRIOR
+            )
+            for g in range(groups)
+        ]
+    )
+    se = math.sqrt((groups - 1) / groups * ((leave_out - leave_out.mean()) ** 2).sum())
+    assert row.score_se == pytest.approx(se, rel=1e-6)  # the error of the 24-row score
+    # Moved along the jackknife's first-order drift to 48 rows, upper end + se * ln(48 / 24).
+    centre = row.score + (groups - 1) * (row.score - leave_out.mean()) * (1 - 24 / 48)
+    half = stats.t.ppf(0.95, groups - 1) * se
+    expected = (centre - half, centre + half + se * math.log(2))
+    assert row.interval == pytest.approx(expected, rel=1e-3, abs=1e-9)
+    assert row.p_best == 1.0 and ranking.confident is True
 
 
 def test_p_best_and_ties_across_candidates_and_the_rendered_fields(models, reviews, tmp_path):

@@ -341,6 +341,18 @@ def test_plot_draws_points_with_interval_bars(other_backend, tmp_path):
     assert figure._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # Jupyter shows it without pyplot
 
 
+def test_plot_draws_an_interval_that_lies_above_its_point(other_backend):
+    # An interval for the score on all rows, from fewer rows scored, may not contain the score.
+    from matplotlib.collections import LineCollection
+
+    row = RankingRow("org/a", score=-0.7, score_se=0.01, interval=(-0.65, -0.5), num_samples=64)
+    figure = Ranking([row], {"logme": {}}, {"name": "reviews"}).plot()
+    (ax,) = figure.axes
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    spans = [tuple(sorted(float(x) for x in seg[:, 0])) for c in bars for seg in c.get_segments()]
+    assert spans == [pytest.approx((-0.65, -0.5))]
+
+
 def test_plot_on_given_axes_lists_non_finite_rows(other_backend):
     from matplotlib.figure import Figure
 

@@ -326,8 +326,9 @@ def confidence_line(ranking: Any) -> str | None:
     level = ranking.interval_level
 
     def estimate(row: Any) -> Estimate:
-        low, high = row.interval
-        return Estimate(row.score, row.score_se, low, high, level, (), row.score)
+        low, high = row.interval  # centred on the interval: it is for the score on all rows
+        centre = 0.5 * (low + high)
+        return Estimate(centre, row.score_se, low, high, level, (), centre)
 
     rows = rows_to_separate(estimate(scored[0]), estimate(scored[1]), scored[0].num_samples)
     head = f"not confident: the top two are within their {level:.0%} intervals; "
