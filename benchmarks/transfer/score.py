@@ -64,7 +64,7 @@ def ground_truth(path: Path) -> tuple[dict, dict, dict]:
     runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
     with path.open(newline="") as handle:
         for row in csv.DictReader(handle):
-            if row.get("recipe", finetune.RECIPE["name"]) == finetune.RECIPE["name"]:
+            if row.get("recipe") == finetune.recipe_name(row["modality"]):
                 runs[row["task"], row["model"]].append(row)
     truth: dict[str, dict[str, float]] = defaultdict(dict)
     seeds: dict[str, dict[str, int]] = defaultdict(dict)
