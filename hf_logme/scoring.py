@@ -154,6 +154,12 @@ def _jackknife(
     group's complement cannot be scored (e.g. it lacks a class)."""
     cls = get_estimator(method)
     options = dict(options or {})
+    if cls.saturates_below_dim:
+        # The leave-one-group-out scores all sit at the saturated value: a zero-width interval
+        # would claim certainty where the score carries no information.
+        dim, smallest = groups[0].dim, sum(g.n for g in groups) - max(g.n for g in groups)
+        if dim is not None and smallest <= dim + 1:
+            return None
 
     def empty() -> Any:
         first = groups[0]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from oracles import centre_by_contrasts, one_hot, oracle_logme
 
+from hf_logme import score
 from hf_logme.estimators import ESTIMATORS, GramEstimator, LogME
 from hf_logme.scoring import score_candidate, score_method
 
@@ -146,3 +147,33 @@ def test_features_orthogonal_to_the_labels_are_at_the_no_signal_floor():
     assert score_candidate(
         {"last": {"gram": gram(signal, labels)}}, {"logme": {"intercept": True, "prior": 2.0}}
     ).no_signal is False
+
+
+def test_h_score_has_no_error_bars_where_it_saturates():
+    """With no more rows than features + 1, H-score is K - 1 for any features (and so is every
+    leave-one-group-out score): no interval is given there, one is given with enough rows."""
+    from hf_logme.estimators import HScore
+
+    rng = np.random.default_rng(3)
+    labels = np.arange(60) % 3
+
+    def hscore_groups(features, groups=5):
+        which = np.arange(len(labels)) % groups
+        return [
+            HScore().update(features[which == g], labels[which == g]).statistics
+            for g in range(groups)
+        ]
+
+    for width, has_bars in ((50, False), (8, True)):
+        features = rng.normal(size=(60, width))
+        result = score_candidate(
+            {0: {"gram": HScore().update(features, labels).statistics}},
+            {"hscore": {}},
+            row_groups={0: hscore_groups(features)},
+        )
+        if not has_bars:  # 48 rows in each complement <= 51: each one saturated at K - 1 = 2
+            complement = np.arange(60) % 5 != 0
+            assert score(features[complement], labels[complement], method="hscore") == (
+                pytest.approx(2.0)
+            )
+        assert (result.estimate is not None) is has_bars

@@ -77,12 +77,15 @@ class Estimator(ABC):
         consumes: the statistics kind it is computed from (see the module docstring).
         higher_is_better: whether a larger score predicts better transfer.
         supports_regression: whether ``regression=True`` is accepted.
+        saturates_below_dim: whether the score is one constant when rows <= features + 1 (then a
+            ranking reports it without error bars).
     """
 
     name: ClassVar[str]
     consumes: ClassVar[str]
     higher_is_better: ClassVar[bool] = True
     supports_regression: ClassVar[bool] = False
+    saturates_below_dim: ClassVar[bool] = False
 
     def __init__(self, *, regression: bool = False) -> None:
         regression = check_regression(regression)

@@ -53,6 +53,9 @@ def significant(sigma: torch.Tensor, n: int) -> torch.Tensor:
 class HScore(GramEstimator):
     """Streaming H-score (higher predicts better transfer).
 
+    With no more rows than features plus one, the pseudo-inverse makes every feature matrix
+    score K - 1: the score saturates, and rankings give it no error bars there.
+
     Args:
         regression: must be False (H-score is defined for class labels).
 
@@ -67,6 +70,7 @@ class HScore(GramEstimator):
     """
 
     name = "hscore"
+    saturates_below_dim = True
 
     def compute(self) -> float:
         stats = self._require_data()
