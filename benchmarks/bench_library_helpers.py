@@ -22,10 +22,8 @@ Each figure is the best of ``--repeats`` runs, the methods interleaved; ratios a
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -40,22 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from offline_checkpoints import minilm_path, mpnet_path  # noqa: E402
 
 from hf_logme.features.sampling import subsample  # noqa: E402
-
-
-def count_hand(files: list[Path]) -> int:
-    """hf_logme.hub.safetensors_parameter_count as it was, verbatim."""
-    total = 0
-    for file in files:
-        with file.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                count = 1
-                for size in entry["shape"]:
-                    count *= size
-                total += count
-    return total
+from hf_logme.hub import safetensors_parameter_count  # noqa: E402
 
 
 def count_hub(files: list[Path]) -> int:
@@ -117,7 +100,7 @@ def main() -> None:
         size = sum(f.stat().st_size for f in files) / 2**20
         out = best_of(
             {
-                "hand": lambda: count_hand(files),
+                "hand": lambda: safetensors_parameter_count(folder),
                 "hub": lambda: count_hub(files),
                 "safetensors": lambda: count_safetensors(files),
             },

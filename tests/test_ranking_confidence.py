@@ -53,14 +53,9 @@ def stream(model, dataset, max_samples=None):
     )
     return np.concatenate([f for f, _ in batches]), np.concatenate([y for _, y in batches])
 
-
-def test_error_bars_are_the_delete_a_group_jackknife_of_round_robin_groups(
-    models, reviews, tmp_path
-):
-    ranking = rank_models([models["small"]], reviews, cache_dir=tmp_path, progress=False)
-    row = ranking.rows[0]
-    features, labels = stream(models["small"], reviews)
-    groups = 20  # at most 20, at most half the 48 rows, and 20 x 16^2 doubles fit easily
+def brute_force_jackknife(features, labels, groups):
+    """(leave-one-group-out scores, jackknife error) of the ranking's LogME, by G separate
+    LogME calls on the round-robin complements (no shared code with the streaming groups)."""
     which = np.arange(len(labels)) % groups
     leave_out = np.array(
         [
@@ -71,6 +66,18 @@ def test_error_bars_are_the_delete_a_group_jackknife_of_round_robin_groups(
         ]
     )
     se = math.sqrt((groups - 1) / groups * ((leave_out - leave_out.mean()) ** 2).sum())
+    return leave_out, se
+
+
+
+def test_error_bars_are_the_delete_a_group_jackknife_of_round_robin_groups(
+    models, reviews, tmp_path
+):
+    ranking = rank_models([models["small"]], reviews, cache_dir=tmp_path, progress=False)
+    row = ranking.rows[0]
+    features, labels = stream(models["small"], reviews)
+    groups = 20  # at most 20, at most half the 48 rows, and 20 x 16^2 doubles fit easily
+    leave_out, se = brute_force_jackknife(features, labels, groups)
     assert row.score == pytest.approx(
         hf_logme.logme(features, labels, intercept=True, prior=RANKING_PRIOR), rel=1e-9
     )
@@ -91,16 +98,7 @@ def test_with_fewer_rows_scored_than_available_the_interval_is_for_all_rows(
     assert row.num_samples == 24 and ranking.dataset["rows_available"] == 48
     features, labels = stream(models["small"], reviews, max_samples=24)
     groups = 12  # at most half the 24 rows
-    which = np.arange(len(labels)) % groups
-    leave_out = np.array(
-        [
-            hf_logme.logme(
-                features[which != g], labels[which != g], intercept=True, prior=RANKING_PRIOR
-            )
-            for g in range(groups)
-        ]
-    )
-    se = math.sqrt((groups - 1) / groups * ((leave_out - leave_out.mean()) ** 2).sum())
+    leave_out, se = brute_force_jackknife(features, labels, groups)
     assert row.score_se == pytest.approx(se, rel=1e-6)  # the error of the 24-row score
     # Moved along the jackknife's first-order drift to 48 rows, upper end + se * ln(48 / 24).
     centre = row.score + (groups - 1) * (row.score - leave_out.mean()) * (1 - 24 / 48)
