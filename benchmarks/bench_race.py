@@ -141,7 +141,7 @@ class CachedCandidate:
 _MEMO: dict = {}  # (seed, candidate, rows) -> (score, estimate): shared by the levels compared
 
 
-def simulate(entries: dict, seed: int, first_block: int, level: float) -> dict:
+def simulate(entries: dict, seed: int, first_block: int, level: float, paired: bool) -> dict:
     """One race over the cached features, rows in ``race_order(seed)``; the rows it extracted
     and its ranking (finalists by score, then the dropped by rows seen and score)."""
     names = list(entries)
@@ -159,7 +159,7 @@ def simulate(entries: dict, seed: int, first_block: int, level: float) -> dict:
         return answer
 
     schedule = total_schedule(len(labels), None, first_block)
-    result = run_race(advance, len(names), schedule, level=level)
+    result = run_race(advance, len(names), schedule, level=level, paired=paired)
     ranked = sorted(
         range(len(names)),
         key=lambda i: (i in result.dropped, -result.rows_seen[i], -scores[i]),
@@ -210,6 +210,13 @@ def main() -> None:
     parser.add_argument(
         "--levels", type=float, nargs="+", default=[RACE_LEVEL], help="drop-rule coverages"
     )
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        choices=["paired", "unpaired"],
+        default=["paired"],
+        help="drop rules compared: the paired difference (the default) or two intervals",
+    )
     parser.add_argument("--models", nargs="+", help="a subset of the zoo's text models")
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--wall", action="store_true", help="also time one real race and run")
@@ -227,24 +234,25 @@ def main() -> None:
     print(f"full run: {', '.join(full)}")
     seconds_per_row = {n: e["extract_s"] / args.rows for n, e in entries.items()}
     full_rows = len(names) * args.rows
-    for level in args.levels:
+    for rule, level in [(r, lv) for r in args.rules for lv in args.levels]:
+        paired = rule == "paired"
         top1 = top3 = 0
         rows, seconds = [], []
         for seed in range(args.seeds):
-            race = simulate(entries, seed, args.first_block, level)
+            race = simulate(entries, seed, args.first_block, level, paired)
             top1 += race["ranking"][0] == full[0]
             top3 += set(race["ranking"][:3]) == set(full[:3])
             rows.append(race["rows"])
             seconds.append(sum(seconds_per_row[n] * r for n, r in race["seen"].items()))
             print(
-                f"level {level}, seed {seed:2d}: top-1 {race['ranking'][0]}, rows {race['rows']},"
+                f"{rule} {level}, seed {seed:2d}: top-1 {race['ranking'][0]}, rows {race['rows']},"
                 f" rounds {race['rounds']}, dropped {race['dropped']}",
                 flush=True,
             )
         full_s = sum(e["extract_s"] for e in entries.values())
         print(
             f"\n{len(names)} candidates, {args.rows} rows, first block {args.first_block}, "
-            f"drop at {level:.0%} intervals, {args.seeds} seeds:\n"
+            f"drop rule {rule} at {level:.0%}, {args.seeds} seeds:\n"
             f"  same top-1 as the full run: {top1}/{args.seeds} ({top1 / args.seeds:.0%})\n"
             f"  same top-3 set as the full run: {top3}/{args.seeds} ({top3 / args.seeds:.0%})\n"
             f"  rows extracted: full {full_rows}, race mean {np.mean(rows):.0f} "

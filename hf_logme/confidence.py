@@ -346,17 +346,41 @@ class RaceStep:
     next_rows: int | None
 
 
+def paired_difference(leader: Estimate, other: Estimate, *, level: float = LEVEL) -> Estimate:
+    """The jackknife estimate of ``leader.score - other.score`` from paired leave-out scores.
+
+    Two candidates scored on the same rows share the row groups, so leaving group g out of both
+    gives paired scores; the spread of their differences is the error of the difference itself,
+    which is smaller than the two errors combined whenever the candidates find the same rows hard
+    (the usual case: most of a score's noise is which rows were drawn, and it moves both).
+    """
+    if leader.num_groups != other.num_groups:
+        raise ValueError(
+            f"paired estimates need the same row groups; got {leader.num_groups} and "
+            f"{other.num_groups} groups."
+        )
+    leave_out = np.subtract(leader.leave_out, other.leave_out)
+    return from_leave_out(leader.score - other.score, leave_out, level=level)
+
+
 def race_step(
-    estimates: Sequence[Estimate | None], rows_seen: int, schedule: Sequence[int]
+    estimates: Sequence[Estimate | None],
+    rows_seen: int,
+    schedule: Sequence[int],
+    *,
+    paired: bool = True,
 ) -> RaceStep:
-    """Drop the candidates whose interval lies entirely below the leader's, after a round in
-    which every candidate still racing saw the same ``rows_seen`` rows.
+    """Drop the candidates that have clearly lost to the leader, after a round in which every
+    candidate still racing saw the same ``rows_seen`` rows.
 
     Args:
         estimates: one per candidate still racing; None (no error bars, e.g. too wide for the
             groups to fit) is never dropped, as it cannot be shown to have lost.
         rows_seen: rows of the round just scored (an entry of ``schedule``).
         schedule: the rounds, from :func:`race_schedule`.
+        paired: drop a candidate when the interval of its paired difference to the leader
+            (:func:`paired_difference`, at the estimates' level) lies above zero; False, or
+            group counts that differ: when its own interval lies entirely below the leader's.
     """
     if rows_seen not in schedule:
         raise ValueError(f"rows_seen={rows_seen} is not a round of the schedule {list(schedule)}.")
@@ -365,10 +389,22 @@ def race_step(
     if scored:
         tied, _ = tied_with_leader([estimates[i] for i in scored])
         leader = scored[int(np.argmax([estimates[i].score for i in scored]))]
+        best = estimates[leader]
         for position, index in enumerate(scored):
-            if index != leader and not tied[position]:
+            if index == leader:
+                continue
+            mine = estimates[index]
+            if paired and mine.num_groups == best.num_groups:
+                gap = paired_difference(best, mine, level=mine.level)
+                if gap.low > 0:
+                    dropped[index] = (
+                        f"dropped after {rows_seen} rows: {gap.score:.4g} below the leader, "
+                        f"{mine.level:.0%} interval of the paired difference "
+                        f"[{gap.low:.3g}, {gap.high:.3g}]"
+                    )
+            elif not tied[position]:
                 dropped[index] = (
-                    f"dropped after {rows_seen} rows: its {estimates[index].level:.0%} interval "
+                    f"dropped after {rows_seen} rows: its {mine.level:.0%} interval "
                     f"lies below the leader's"
                 )
     keep = [i for i in range(len(estimates)) if i not in dropped]

@@ -11,11 +11,14 @@ so a candidate's statistics are extended by the new rows only (statistics merge 
 never recomputed, and a later run with more rows continues from the same prefix.
 
 The drop rule (:func:`~hf_logme.confidence.race_step`): after a round in which every racing
-candidate saw the same rows, a candidate is dropped when the upper end of its 90% jackknife
-interval lies below the lower end of the leader's (two such intervals apart is a difference of
-about 2.3 standard errors of the difference, one-sided ~99%, for independent errors). A
-candidate without an estimate (too wide for row groups) is never dropped, the leader never is,
-and the race ends early once one candidate is left.
+candidate saw the same rows, in the same round-robin row groups, a candidate is dropped when the
+90% jackknife interval of its paired difference to the leader (leader's leave-out scores minus
+its own, group by group) lies above zero: one-sided 95% that it scores below the leader on
+these rows. Pairing matters: the candidates' errors come mostly from which rows were drawn and
+move together, so the difference is known far better than two separate intervals suggest (the
+rule used before, two 90% intervals that do not overlap, needs ~2.3 independent standard errors
+of the difference). A candidate without an estimate (too wide for row groups) is never dropped,
+the leader never is, and the race ends early once one candidate is left.
 """
 
 from __future__ import annotations
@@ -110,7 +113,12 @@ Advance = Callable[[list[int], int], Mapping[int, Estimate | None]]
 
 
 def run_race(
-    advance: Advance, num_candidates: int, schedule: Sequence[int], *, level: float = RACE_LEVEL
+    advance: Advance,
+    num_candidates: int,
+    schedule: Sequence[int],
+    *,
+    level: float = RACE_LEVEL,
+    paired: bool = True,
 ) -> RaceResult:
     """Play the rounds of ``schedule`` over ``num_candidates`` candidates.
 
@@ -122,6 +130,8 @@ def run_race(
             2048, 4000]``.
         level: the coverage of the intervals compared (each estimate's interval is rebuilt
             at this level from its leave-out scores).
+        paired: the drop rule of :func:`~hf_logme.confidence.race_step` (True: the paired
+            difference to the leader; False: two intervals that do not overlap).
 
     Returns:
         A :class:`RaceResult`. Every decision is made from the estimates alone, so processes
@@ -144,7 +154,9 @@ def run_race(
         racing = [i for i in racing if i in answer]
         for index in racing:
             rows_seen[index], estimates[index] = rows, answer[index]
-        step = race_step([_at_level(answer[i], level) for i in racing], rows, schedule)
+        step = race_step(
+            [_at_level(answer[i], level) for i in racing], rows, schedule, paired=paired
+        )
         for position, reason in step.dropped.items():
             dropped[racing[position]] = (rows, reason)
         racing = [racing[position] for position in step.keep]

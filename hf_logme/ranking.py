@@ -185,7 +185,8 @@ def rank_models(
             ``num_duplicates`` is None. True keeps them (still counted).
         race: successive halving (see :mod:`hf_logme.racing`): score every candidate on the
             first ``race_first_block`` rows of a seeded, class-stratified order of the rows,
-            drop those whose 90% interval lies below the leader's, and go on with the others on
+            drop those whose paired difference to the leader has a 90% interval above zero, and
+            go on with the others on
             twice the rows, and so on up to ``max_samples`` rows (all rows without it); the race
             ends early when one candidate is left. Each round extracts only the rows a
             candidate has not seen (its statistics are extended). A dropped candidate stays in

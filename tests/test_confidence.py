@@ -17,6 +17,7 @@ from hf_logme.confidence import (
     group_of_rows,
     jackknife,
     num_groups,
+    paired_difference,
     probability_best,
     race_schedule,
     race_step,
@@ -198,8 +199,46 @@ def test_race_on_synthetic_candidates_drops_only_clear_losers():
         rows = step.next_rows
     assert 0 in racing  # the best is never dropped
     assert history[5][0] == 256 and history[4][0] == 256  # the clear losers go after one round
-    assert history[5][1] == "dropped after 256 rows: its 90% interval lies below the leader's"
+    assert history[5][1].startswith("dropped after 256 rows: 1.021 below the leader, 90% interval")
     assert set(history) >= {2, 3, 4, 5}
+
+
+def test_paired_difference_is_the_error_of_the_group_means_of_the_differences():
+    """Means of x and y over shared groups: the jackknife of mean(x) - mean(y) from paired
+    leave-out scores is the standard error of the G group means of x - y (closed form)."""
+    rng = np.random.default_rng(7)
+    common = rng.normal(size=400)  # what makes rows hard for both candidates
+    x, y = common + 0.1 * rng.normal(size=400), common - 0.05 + 0.1 * rng.normal(size=400)
+    groups = group_of_rows(0, 400, 10)
+    ex = jackknife([Mean(x[groups == g]) for g in range(10)], Mean)
+    ey = jackknife([Mean(y[groups == g]) for g in range(10)], Mean)
+    gap = paired_difference(ex, ey)
+    means = np.array([(x - y)[groups == g].mean() for g in range(10)])
+    assert gap.score == pytest.approx(x.mean() - y.mean(), rel=1e-12)
+    assert gap.se == pytest.approx(means.std(ddof=1) / math.sqrt(10), rel=1e-9)
+    # The shared noise cancels: the difference is known ~10x better than either score.
+    assert gap.se < 0.2 * min(ex.se, ey.se)
+    with pytest.raises(ValueError, match="same row groups"):
+        paired_difference(ex, from_leave_out(0.0, np.zeros(5)))
+
+
+def test_race_step_pairs_candidates_that_move_together():
+    """Two candidates whose scores share most of their noise (the same hard rows): their
+    intervals overlap, so the unpaired rule keeps both; the paired difference drops the loser,
+    and a paired loser that is not clearly below stays."""
+    shared = np.linspace(-1.0, 1.0, 10) * 0.3
+    own = np.tile([0.004, -0.004], 5)
+    leader = _estimate(1.0, shared)
+    close_loser = _estimate(0.95, shared + own)  # 0.05 below, difference se ~0.004
+    tied = _estimate(0.998, shared - own)  # 0.002 below: inside the paired interval
+    schedule = race_schedule(1024)
+    assert race_step([leader, close_loser, tied], 256, schedule, paired=False).dropped == {}
+    step = race_step([leader, close_loser, tied], 256, schedule)
+    assert list(step.dropped) == [1] and step.keep == [0, 2]
+    assert step.dropped[1].startswith("dropped after 256 rows: 0.05 below the leader, 90%")
+    # Different group counts cannot be paired: the two-interval rule decides.
+    unpaired = _estimate(0.95, np.linspace(-1.0, 1.0, 8) * 0.3)
+    assert race_step([leader, unpaired], 256, schedule).dropped == {}
 
 
 def test_race_step_keeps_unscored_candidates_and_stops_with_one_left():
@@ -209,7 +248,7 @@ def test_race_step_keeps_unscored_candidates_and_stops_with_one_left():
     assert step.keep == [0, 1] and list(step.dropped) == [2] and step.next_rows == 512
     step = race_step([_estimate(1.0, 0.01 * dev), _estimate(0.0, 0.01 * dev)], 512, schedule)
     assert step.keep == [0] and step.next_rows is None
-    step = race_step([_estimate(1.0, dev), _estimate(0.9, dev)], 1024, schedule)
+    step = race_step([_estimate(1.0, dev), _estimate(0.9, -dev)], 1024, schedule)
     assert step.keep == [0, 1] and step.next_rows is None  # the schedule is exhausted
     with pytest.raises(ValueError, match="not a round of the schedule"):
         race_step([None], 300, schedule)

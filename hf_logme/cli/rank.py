@@ -73,9 +73,10 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--race",
         action="store_true",
-        help="race the candidates: score all on a first block of rows, drop those whose 90%% "
-        "interval lies below the leader's, go on with the rest on twice the rows, up to "
-        "--max-samples (dropped rows stay, with their score at the rows they saw)",
+        help="race the candidates: score all on a first block of rows, drop those whose paired "
+        "difference to the leader is clearly below zero (90%% interval), go on with the rest "
+        "on twice the rows, up to --max-samples (dropped rows stay, with their score at the "
+        "rows they saw)",
     )
     data.add_argument(
         "--race-first-block",
