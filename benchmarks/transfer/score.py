@@ -141,6 +141,11 @@ def _layer_features(entry: dict, mode: str) -> dict[Any, torch.Tensor] | None:
 
 
 # ------------------------------------------------------------------------------ configurations
+#: Methods whose regression form needs several target columns (PARC correlates the rows of the
+#: targets' distance matrix); the benchmark's regression task has one.
+SINGLE_TARGET_UNDEFINED = {"parc"}
+
+
 def configurations(regression: bool) -> list[dict[str, Any]]:
     """Every (method, options) the registry offers for this kind of task."""
     out = []
@@ -149,6 +154,8 @@ def configurations(regression: bool) -> list[dict[str, Any]]:
             continue
         if cls.consumes in ("metadata", "source_predictions"):
             continue  # size is a baseline below; the zoo's encoders have no source head (LEEP, NCE)
+        if regression and name in SINGLE_TARGET_UNDEFINED:
+            continue
         extra = (
             [{"intercept": True, "prior": RANKING_PRIOR}, {"intercept": True}, {"intercept": False}]
             if name == "logme"
