@@ -371,7 +371,8 @@ def race_step(
     paired: bool = True,
 ) -> RaceStep:
     """Drop the candidates that have clearly lost to the leader, after a round in which every
-    candidate still racing saw the same ``rows_seen`` rows.
+    candidate still racing saw the same ``rows_seen`` rows; after the last round nobody is
+    dropped (no rows are left to save: the ranking's ties say who is separated).
 
     Args:
         estimates: one per candidate still racing; None (no error bars, e.g. too wide for the
@@ -384,9 +385,10 @@ def race_step(
     """
     if rows_seen not in schedule:
         raise ValueError(f"rows_seen={rows_seen} is not a round of the schedule {list(schedule)}.")
+    later = [rows for rows in schedule if rows > rows_seen]
     scored = [i for i, e in enumerate(estimates) if e is not None]
     dropped: dict[int, str] = {}
-    if scored:
+    if scored and later:  # after the last round nothing is saved: everyone left is a finalist
         tied, _ = tied_with_leader([estimates[i] for i in scored])
         leader = scored[int(np.argmax([estimates[i].score for i in scored]))]
         best = estimates[leader]
@@ -408,5 +410,4 @@ def race_step(
                     f"lies below the leader's"
                 )
     keep = [i for i in range(len(estimates)) if i not in dropped]
-    later = [rows for rows in schedule if rows > rows_seen]
     return RaceStep(keep, dropped, later[0] if later and len(keep) > 1 else None)

@@ -186,12 +186,12 @@ def rank_models(
         race: successive halving (see :mod:`hf_logme.racing`): score every candidate on the
             first ``race_first_block`` rows of a seeded, class-stratified order of the rows,
             drop those whose paired difference to the leader has a 90% interval above zero, and
-            go on with the others on
-            twice the rows, and so on up to ``max_samples`` rows (all rows without it); the race
-            ends early when one candidate is left. Each round extracts only the rows a
-            candidate has not seen (its statistics are extended). A dropped candidate stays in
-            the ranking, below those that raced on, with its score at the rows it saw,
-            ``dropped_after`` and the note "dropped after N rows". The rows come from the race
+            go on with the others on twice the rows, and so on up to ``max_samples`` rows (all
+            rows without it); the race ends early when one candidate is left. Each round
+            extracts only the rows a candidate has not seen (its statistics are extended). A
+            dropped candidate stays in the ranking, below those that raced on, with its score
+            at the rows it saw, ``dropped_after`` and the note "dropped after N rows"; after the
+            last round nobody is dropped. The rows come from the race
             order, not from ``max_samples``'s subsample: with ``max_samples`` below the number
             of rows, a race scores other rows than a full run (the same rows without it). With
             the cache, each round's statistics are stored under their row count, so a later race

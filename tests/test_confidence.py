@@ -250,6 +250,9 @@ def test_race_step_keeps_unscored_candidates_and_stops_with_one_left():
     assert step.keep == [0] and step.next_rows is None
     step = race_step([_estimate(1.0, dev), _estimate(0.9, -dev)], 1024, schedule)
     assert step.keep == [0, 1] and step.next_rows is None  # the schedule is exhausted
+    # After the last round no rows are left to save: a clear loser stays, as a finalist.
+    step = race_step([_estimate(1.0, 0.01 * dev), _estimate(0.0, 0.01 * dev)], 1024, schedule)
+    assert step.keep == [0, 1] and step.dropped == {} and step.next_rows is None
     with pytest.raises(ValueError, match="not a round of the schedule"):
         race_step([None], 300, schedule)
 
