@@ -294,3 +294,64 @@ def test_rank_models_takes_timm_objects(timm, folders):
     )
     assert {r.model for r in ranking.rows} == {"vit_tiny_patch16_224", str(folders["resnet"])}
     assert all(r.status == "ok" for r in ranking.rows)
+
+
+def test_racing_timm_checkpoints_scores_each_on_its_prefix_of_the_race_order(timm, folders):
+    from hf_logme.racing import race_order
+
+    models = [str(folders["vit"]), str(folders["resnet"])]
+    data = digits(48)
+    raced = hf_logme.rank_models(
+        models, data, race=True, race_first_block=12, cache=False, progress=False
+    )
+    assert raced.options["race_rounds"][0] == 12
+    labels = np.asarray(data["label"])
+    order = race_order(len(data), seed=0, classes=labels)
+    for row in raced.rows:  # LogME of timm's own features on the rows the race gave it
+        assert row.status == "ok", row.reason
+        assert row.num_samples in raced.options["race_rounds"]
+        rows = order[: row.num_samples]
+        reference = _reference(timm, f"local-dir:{row.model}", data)[torch.from_numpy(rows)]
+        expected = hf_logme.logme(
+            reference.double(), labels[rows], intercept=True, prior=RANKING_PRIOR
+        )
+        assert row.score == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("race", [False, True])
+def test_two_processes_rank_timm_checkpoints_like_one(timm, folders, race):
+    from test_ranking_distributed import run_two_processes
+
+    models = [str(folders["vit"]), str(folders["resnet"])]
+    options = {"distribute": "samples"}
+    if race:
+        options.update(race=True, race_first_block=12)
+    one = hf_logme.rank_models(models, digits(48), cache=False, progress=False, **options)
+    both = run_two_processes(models, data="digits", **options)
+    assert both[0] == both[1]  # every process returns the same ranking
+    rows = {row["model"]: row for row in both[0]["rows"]}
+    for row in one.rows:
+        other = rows[row.model]
+        assert other["status"] == row.status == "ok"
+        assert other["num_samples"] == row.num_samples
+        assert other["dropped_after"] == row.dropped_after
+        assert other["score"] == pytest.approx(row.score, rel=1e-6)
+
+
+def test_stages_without_forward_intermediates_come_from_feature_info(timm, folders, images):
+    model = timm.create_model(f"local-dir:{folders['resnet']}", pretrained=True).eval()
+    model.forward_intermediates = None  # as an architecture that predates the API
+    out = hf_logme.extract_features(model, images, layers="all", batch_size=5, progress=False)
+    reference = _reference(timm, f"local-dir:{folders['resnet']}", images, layers="all")
+    assert sorted(out.features) == sorted(reference)
+    for index, expected in reference.items():
+        torch.testing.assert_close(out.features[index], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_stages_need_forward_intermediates_or_feature_info(timm, images):
+    model = _build(timm, "resnet").eval()
+    model.forward_intermediates = None
+    model.feature_info = []
+    with pytest.raises(ValueError, match="neither forward_intermediates nor a feature_info"):
+        hf_logme.extract_features(model, images, layers="all", progress=False)
+    assert hf_logme.extract_features(model, images, progress=False).features.shape[0] == len(images)

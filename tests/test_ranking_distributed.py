@@ -28,7 +28,16 @@ def models(tmp_path_factory):
     ]
 
 
-def _worker(rank, world, port, models, options, queue):
+def _dataset(name: str):
+    """The rows every process ranks on, built inside the process (spawned workers)."""
+    if name == "digits":
+        from tiny_models import digits
+
+        return digits(48)
+    return reviews_dataset()
+
+
+def _worker(rank, world, port, models, options, queue, data):
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -40,7 +49,7 @@ def _worker(rank, world, port, models, options, queue):
     import torch.distributed as dist
 
     try:
-        ranking = rank_models(models, reviews_dataset(), progress=False, cache=False, **options)
+        ranking = rank_models(models, _dataset(data), progress=False, cache=False, **options)
         queue.put((rank, ranking.to_dict()))
     finally:
         if dist.is_initialized():
@@ -48,13 +57,15 @@ def _worker(rank, world, port, models, options, queue):
             dist.destroy_process_group()
 
 
-def run_two_processes(models, **options):
+def run_two_processes(models, *, data="reviews", **options):
+    """Every process's ranking (rank -> Ranking.to_dict()) from two gloo processes ranking
+    ``models`` on the dataset ``data`` names (``_dataset``)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     queue = mp.get_context("spawn").SimpleQueue()
     mp.start_processes(
-        _worker, args=(2, port, models, options, queue), nprocs=2, start_method="spawn"
+        _worker, args=(2, port, models, options, queue, data), nprocs=2, start_method="spawn"
     )
     return dict(queue.get() for _ in range(2))
 

@@ -16,6 +16,9 @@ code from the repo: the architecture must be one timm itself defines).
 - **Per-stage features** (``layers="all"``, and so ``layers="best"`` / ``"mean"`` in rankings):
   from one ``forward_intermediates`` pass, each stage's (or block's) output averaged over its
   spatial positions (patch tokens for ViTs), then the pooled features above as the last layer.
+  An architecture without ``forward_intermediates`` gives the outputs of the modules its
+  ``feature_info`` names (what timm's ``features_only`` would return), caught by forward hooks
+  on the same single ``forward_features`` pass.
 - **Source predictions** (LEEP, NCE): ``forward_head`` of the same pass, when it has classes.
 
 A timm model object (``timm.create_model(...)``) is taken as it is by ``extract_features`` and
@@ -314,11 +317,15 @@ def check_timm_options(loaded: TimmModel, pooling: str, layers: str) -> tuple[st
             f"pooling={pooling!r}, but {loaded.model_id} is a timm model, pooled by its own head "
             f"(forward_head(pre_logits=True)); use pooling='auto'."
         )
-    if layers == "all" and not callable(getattr(loaded.model, "forward_intermediates", None)):
+    if (
+        layers == "all"
+        and not _has_intermediates(loaded.model)
+        and not _stage_modules(loaded.model)
+    ):
         raise ValueError(
-            f"{loaded.model_id}: this timm architecture ({loaded.architecture}) has no "
-            f"forward_intermediates, so per-stage features (layers='all', 'best', 'mean') are "
-            f"not available for it; use layers='last'."
+            f"{loaded.model_id}: this timm architecture ({loaded.architecture}) has neither "
+            f"forward_intermediates nor a feature_info naming its stages, so per-stage features "
+            f"(layers='all', 'best', 'mean') are not available for it; use layers='last'."
         )
     choice = loaded.auto_pooling(layers)
     return choice.name, choice.reason
@@ -331,7 +338,7 @@ def timm_features(
     ``layers="all"``: stage index -> (B, D_i), the head's pooled features last), and with
     ``predictions`` the head's logits too, as a (features, logits) pair."""
     if layers == "all":
-        final, stages = net.forward_intermediates(pixels)
+        final, stages = _stage_outputs(net, pixels)
         pooled = net.forward_head(final, pre_logits=True)
         features: Any = {i: _spatial_mean(stage).float() for i, stage in enumerate(stages)}
         features[len(stages)] = pooled.float()
@@ -341,6 +348,40 @@ def timm_features(
     if predictions:
         return features, net.forward_head(final).float()
     return features
+
+
+def _has_intermediates(net: torch.nn.Module) -> bool:
+    return callable(getattr(net, "forward_intermediates", None))
+
+
+def _stage_modules(net: torch.nn.Module) -> list[torch.nn.Module]:
+    """The modules ``net.feature_info`` names as its stages ([] when it names none, or a name
+    that is not a submodule)."""
+    info = getattr(net, "feature_info", None)
+    names = [entry.get("module") for entry in info] if isinstance(info, list | tuple) else []
+    modules = dict(net.named_modules())
+    if not names or any(not isinstance(n, str) or n not in modules for n in names):
+        return []
+    return [modules[n] for n in names]
+
+
+def _stage_outputs(net: torch.nn.Module, pixels: torch.Tensor) -> tuple[Any, list[torch.Tensor]]:
+    """(forward_features output, each stage's output) from one pass: ``forward_intermediates``
+    where the architecture has it, else forward hooks on its ``feature_info`` modules."""
+    if _has_intermediates(net):
+        return net.forward_intermediates(pixels)
+    modules = _stage_modules(net)
+    outputs: dict[int, torch.Tensor] = {}
+    hooks = [
+        module.register_forward_hook(lambda m, a, out, i=i: outputs.__setitem__(i, out))
+        for i, module in enumerate(modules)
+    ]
+    try:
+        final = net.forward_features(pixels)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return final, [outputs[i] for i in range(len(modules))]
 
 
 def _spatial_mean(stage: torch.Tensor) -> torch.Tensor:
