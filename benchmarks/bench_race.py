@@ -206,7 +206,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000, help="pool size (distinct tweets)")
     parser.add_argument("--cache", type=Path, default=Path("/work/race-cache"))
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--first-block", type=int, default=FIRST_BLOCK)
+    parser.add_argument(
+        "--first-blocks", type=int, nargs="+", default=[FIRST_BLOCK], help="first rounds compared"
+    )
     parser.add_argument(
         "--levels", type=float, nargs="+", default=[RACE_LEVEL], help="drop-rule coverages"
     )
@@ -234,12 +236,13 @@ def main() -> None:
     print(f"full run: {', '.join(full)}")
     seconds_per_row = {n: e["extract_s"] / args.rows for n, e in entries.items()}
     full_rows = len(names) * args.rows
-    for rule, level in [(r, lv) for r in args.rules for lv in args.levels]:
+    compared = [(r, lv, b) for r in args.rules for lv in args.levels for b in args.first_blocks]
+    for rule, level, first_block in compared:
         paired = rule == "paired"
         top1 = top3 = 0
         rows, seconds = [], []
         for seed in range(args.seeds):
-            race = simulate(entries, seed, args.first_block, level, paired)
+            race = simulate(entries, seed, first_block, level, paired)
             top1 += race["ranking"][0] == full[0]
             top3 += set(race["ranking"][:3]) == set(full[:3])
             rows.append(race["rows"])
@@ -251,7 +254,7 @@ def main() -> None:
             )
         full_s = sum(e["extract_s"] for e in entries.values())
         print(
-            f"\n{len(names)} candidates, {args.rows} rows, first block {args.first_block}, "
+            f"\n{len(names)} candidates, {args.rows} rows, first block {first_block}, "
             f"drop rule {rule} at {level:.0%}, {args.seeds} seeds:\n"
             f"  same top-1 as the full run: {top1}/{args.seeds} ({top1 / args.seeds:.0%})\n"
             f"  same top-3 set as the full run: {top3}/{args.seeds} ({top3 / args.seeds:.0%})\n"
@@ -262,7 +265,7 @@ def main() -> None:
             flush=True,
         )
     if args.wall:
-        race_s, full_s, raced = wall_times(data, names, args.first_block)
+        race_s, full_s, raced = wall_times(data, names, args.first_blocks[0])
         print(raced)
         print(
             f"  wall time, one real race vs one full run: {race_s:.0f} s vs {full_s:.0f} s: "

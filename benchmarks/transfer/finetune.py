@@ -52,7 +52,7 @@ RECIPE = {
     "clip": 1.0,
     "lrs": {"text": [1e-4, 3e-4], "image": [1e-4, 1e-3]},
 }
-TASK_ORDER = ["trump_tweets", "digits", "birds", "drugreview", "tate_text"]
+TASK_ORDER = ["trump_tweets", "digits", "birds", "drugreview", "tate_text", "food_reviews"]
 FIELDS = [
     "model",
     "kind",

