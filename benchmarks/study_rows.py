@@ -6,8 +6,9 @@ about 15 minutes of extraction on 2 cores). For n in ``--sizes``, ``--repeats`` 
 n rows (stratified by class, seeded) are ranked with the ranking's default score (LogME with
 intercept and the small-sample prior, last layer) and compared with the ranking on every pool row:
 Kendall tau-b, weighted tau and the top-1. With ``--ground-truth``, each subset's ranking is also
-compared with fine-tuning on trump_tweets (``benchmarks/transfer/ground_truth.csv``: the two-seed
+compared with fine-tuning on the same task (``benchmarks/transfer/ground_truth.csv``: the two-seed
 mean test accuracy), so the table shows what more rows buy against the question users ask.
+``--task food_reviews``: Amazon fine-food reviews instead (``bench_race.py --task food_reviews``).
 
     PYTHONPATH=$PWD python benchmarks/study_rows.py --rows 4000 --ground-truth
 
@@ -63,15 +64,18 @@ def ranking_scores(entries: dict, rows: np.ndarray | None) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=2000, help="pool size (distinct tweets)")
+    parser.add_argument("--rows", type=int, default=2000, help="pool size (distinct texts)")
+    parser.add_argument("--task", choices=["trump_tweets", "food_reviews"], default="trump_tweets")
     parser.add_argument("--cache", type=Path, default=Path("/work/race-cache"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512, 1024, 2000])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--ground-truth", action="store_true", help="also against fine-tuning")
     args = parser.parse_args()
-    data, positions = bench_race.pool(args.rows)
+    data, positions = bench_race.pool(args.rows, args.task)
     names = [m.name for m in zoo.TEXT_MODELS]
-    entries = {n: bench_race.cached_features(n, data, positions, args.cache) for n in names}
+    entries = {
+        n: bench_race.cached_features(n, data, positions, args.cache, args.task) for n in names
+    }
     labels = entries[names[0]]["labels"]
     full = ranking_scores(entries, None)
     truth = None
@@ -79,14 +83,17 @@ def main() -> None:
         truth_by_task, tolerance, _ = transfer_score.ground_truth(
             HERE / "transfer" / "ground_truth.csv"
         )
-        truth = truth_by_task["trump_tweets"]
-        tie = tolerance.get("trump_tweets", 0.0)
-        overall = rank_agreement(full, truth, tie_tolerance=tie)
+        truth = truth_by_task[args.task]
+        tie = tolerance.get(args.task, 0.0)
+        overall = rank_agreement({m: full[m] for m in truth}, truth, tie_tolerance=tie)
         print(f"all {args.rows} rows vs fine-tuning: {_fmt(overall)}")
     header = "| rows | tau-b vs all rows | weighted tau vs all rows | same top-1 |"
     if truth is not None:
         header += " weighted tau vs fine-tuning | top-1 regret |"
-    print(f"\n{len(names)} candidates, pool of {args.rows} tweets, {args.repeats} subsets per n\n")
+    print(
+        f"\n{len(names)} candidates, {args.task}, pool of {args.rows}, "
+        f"{args.repeats} subsets per n\n"
+    )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for n in [n for n in args.sizes if n <= args.rows]:
