@@ -42,8 +42,9 @@ __all__ = [
 ]
 
 #: Rows of the first round, and the factor by which each round grows (successive halving's
-#: doubling); the last round scores ``max_samples`` rows (all of them without it).
-FIRST_BLOCK = 256
+#: doubling); the last round scores ``max_samples`` rows (all of them without it). 128, measured
+#: by ``benchmarks/bench_race.py`` against 256 and 64 on two tasks (README, "Racing").
+FIRST_BLOCK = 128
 GROWTH = 2
 #: Coverage of the intervals the drop rule compares: the ranking's own 90% intervals.
 RACE_LEVEL = LEVEL

@@ -197,7 +197,7 @@ def rank_models(
             the cache, each round's statistics are stored under their row count, so a later race
             (same data, options and seed; any ``max_samples``) reuses every round already run
             and extends from the last one. Needs error bars (LogME or H-score first).
-        race_first_block: rows of the race's first round (default 256).
+        race_first_block: rows of the race's first round (default 128).
         progress: show progress bars.
 
     The primary score of every scored row carries a delete-a-group jackknife error when its

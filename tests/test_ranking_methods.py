@@ -155,7 +155,7 @@ def test_source_predictions_come_from_the_checkpoints_own_head(reviews, models, 
     agreement = float(np.mean(predicted == np.asarray(reviews["label"])))
     assert rows[models["head"]].score == pytest.approx(agreement, abs=1e-12)
     # The features are still the base model's: LogME as of a plain extraction.
-    out = hf_logme.extract_features(models["head"], reviews, progress=False)
+    out = hf_logme.extract_features(models["head"], reviews, progress=False, batch_size=8)
     assert rows[models["head"]].scores["logme"] == pytest.approx(
         hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR), rel=1e-9
     )
@@ -238,7 +238,7 @@ def test_registered_estimators_of_every_kind_from_one_pass(reviews, models, forw
     assert len(forward_calls) == 6  # three batches per candidate, whatever the methods
     rows = {row.model: row for row in ranking.rows}
     for name in models.values():
-        out = hf_logme.extract_features(name, reviews, progress=False)
+        out = hf_logme.extract_features(name, reviews, progress=False, batch_size=8)
         row = rows[name]
         assert row.scores["logme"] == pytest.approx(
             hf_logme.logme(out.features, out.labels, intercept=True, prior=RANKING_PRIOR), rel=1e-9

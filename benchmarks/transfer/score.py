@@ -8,12 +8,15 @@ configuration then scores them:
 
 - every registered estimator (``hf_logme.ESTIMATORS``: new ones appear here when merged), x layer
   mode ``last`` / ``best`` (each model's best hidden state) / ``mean`` (the average of all hidden
-  states, as ``rank_models(layers="mean")``) x pooling ``auto`` / ``mean`` / ``cls`` (images:
+  states, as ``rank_models(layers="mean")``) x pooling ``mean`` / ``cls`` / ``pooler`` (the BERT
+  head's dense + tanh over the first token: last layer only) and ``auto`` (each model with the
+  pooling ``rank_models(pooling="auto")`` resolves to for it, from those three) (images:
   ``auto`` only, the stage outputs' spatial mean, listed under every pooling's name so that a
   configuration's mean covers every task: its pooling is its text models') x, for LogME,
   ``intercept`` on / off;
 - baselines: parameter count, and a linear probe (5-fold cross-validated accuracy of a logistic
-  regression, R^2 of a ridge regression, on standardised last-layer features).
+  regression, R^2 of a ridge regression, on standardised last-layer features, mean-pooled for
+  text).
 
 Ground truth per model and task: the mean over seeds of the test metric at the learning rate
 chosen on the first seed's validation split (finetune.py's rule). Differences inside the
@@ -51,8 +54,12 @@ from hf_logme.estimators.logme import RANKING_PRIOR
 from hf_logme.evaluation import rank_agreement
 
 HERE = Path(__file__).parent
-POOLINGS = {"text": ("auto", "mean", "cls"), "image": ("auto",)}
+#: Text poolings are extracted by name, so that a run does not depend on what ``pooling="auto"``
+#: resolves to today; the ``auto`` rows are then each model's own resolution (``_add_auto``).
+POOLINGS = {"text": ("mean", "cls", "pooler"), "image": ("auto",)}
 LAYER_MODES = ("last", "best", "mean")
+#: The pooler (dense + tanh over the first token) exists after the last layer only.
+LAST_LAYER_ONLY = {"pooler"}
 STUDY_ROWS = (128, 256, 384)
 
 
@@ -94,11 +101,6 @@ def features(model: str, task: task_module.Task, pooling: str, cache: Path, zoo_
     path = cache / task.name / model / f"{pooling}.pt"
     if path.exists():
         return torch.load(path, weights_only=False)
-    auto = path.with_name("auto.pt")
-    if pooling != "auto" and auto.exists():
-        entry = torch.load(auto, weights_only=False)
-        if entry["pooling"] == pooling:  # "auto" chose this pooling: the same features
-            return dict(entry, extract_s=0.0)
     options = {
         "label_column": "label",
         "pooling": pooling,
@@ -108,15 +110,17 @@ def features(model: str, task: task_module.Task, pooling: str, cache: Path, zoo_
         "progress": False,
     }
     if task.modality == "text":
+        last_only = pooling in LAST_LAYER_ONLY
         out = hf_logme.extract_features(
             str(zoo.model_path(model, zoo_dir)),
             task.train,
             text_column="text",
-            layers="all",
+            layers="last" if last_only else "all",
             max_length=finetune.RECIPE["max_length"],
             **options,
         )
-        layers, seconds = out.features, out.timings["load_s"] + out.timings["extract_s"]
+        layers = {0: out.features} if last_only else out.features
+        seconds = out.timings["load_s"] + out.timings["extract_s"]
     else:  # custom modules give one state per pass (see zoo.ImageEncoder)
         layers, seconds = {}, 0.0
         for index in range(zoo.load_image_encoder(model, zoo_dir).num_states):
@@ -216,7 +220,7 @@ def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict, float]:
             seconds[model] += entry["extract_s"]
             done_path = cache / task.name / model / f"{pooling}.scores.json"
             done = json.loads(done_path.read_text()) if done_path.exists() else {}
-            for mode in LAYER_MODES:
+            for mode in ("last",) if pooling in LAST_LAYER_ONLY else LAYER_MODES:
                 feats = _layer_features(entry, mode)
                 if feats is None:
                     continue
@@ -227,7 +231,7 @@ def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict, float]:
                             feats, entry["labels"], config, task.regression
                         )
                     scores[name][model] = done[name]
-            if pooling == "auto":
+            if pooling == POOLINGS[task.modality][0]:  # text: mean, what sentence-transformers use
                 if "baseline: linear probe" not in done:
                     done["baseline: linear probe"] = linear_probe(entry, task.regression)
                 scores["baseline: linear probe"][model] = done["baseline: linear probe"]
@@ -239,8 +243,35 @@ def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict, float]:
         log(f"  {task.name} {model}: features in {seconds[model]:.0f}s")
     if task.modality == "image":
         _alias_text_poolings(scores)
+    else:
+        _add_auto(scores, {m: _auto_pooling(m, zoo_dir) for m in models})
     _add_rank_averages(scores)
     return scores, seconds, loading
+
+
+def _auto_pooling(model: str, zoo_dir: Path) -> str:
+    """What ``rank_models(pooling="auto")`` (last layer) resolves to for this text model."""
+    from hf_logme.features import load_model
+
+    return load_model(str(zoo.model_path(model, zoo_dir)), device="cpu").auto_pooling().name
+
+
+def _add_auto(scores: dict[str, dict[str, float]], chosen: dict[str, str]) -> None:
+    """Add the ``pooling=auto`` rows of a text task: each model scored with the pooling
+    ``rank_models(pooling="auto", layers=...)`` gives it (no pooler per hidden layer: with
+    ``layers="best"``/``"mean"`` a pooler choice is the first token, as in the package)."""
+    for name in [n for n in list(scores) if n.endswith(" pooling=cls")]:
+        stem, last = name[: -len("cls")], " layers=last " in name
+        per_model = {}
+        for model, pooling in chosen.items():
+            if pooling == "pooler" and not last:
+                pooling = "cls"
+            value = scores.get(stem + pooling, {}).get(model)
+            if value is None:
+                break
+            per_model[model] = value
+        else:
+            scores[stem + "auto"] = per_model
 
 
 def _alias_text_poolings(scores: dict[str, dict[str, float]]) -> None:
@@ -249,6 +280,8 @@ def _alias_text_poolings(scores: dict[str, dict[str, float]]) -> None:
     text models, and its mean over tasks covers the image task under every pooling."""
     for name in [n for n in list(scores) if n.endswith(" pooling=auto")]:
         for pooling in POOLINGS["text"]:
+            if pooling in LAST_LAYER_ONLY and " layers=last " not in name:
+                continue
             scores.setdefault(name[: -len("auto")] + pooling, scores[name])
 
 

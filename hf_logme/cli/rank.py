@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..racing import FIRST_BLOCK
 from .common import EXIT_NO_RESULT, EXIT_NOT_WRITTEN, EXIT_OK, batch_size, positive_int
 
 EPILOG = """\
@@ -81,8 +82,8 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--race-first-block",
         type=positive_int,
-        default=256,
-        help="rows of the race's first round (default: 256)",
+        default=FIRST_BLOCK,
+        help=f"rows of the race's first round (default: {FIRST_BLOCK})",
     )
 
     which = parser.add_argument_group("candidates: --models, or else a Hub search")
