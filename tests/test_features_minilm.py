@@ -14,17 +14,14 @@ def reviews():
     return food_reviews()  # 4000 reviews, score 'great' (65%) / 'other' (35%)
 
 
-def test_mean_pooling_matches_sentence_transformers_and_auto_reads_the_heads_input(reviews):
+def test_pooling_comes_from_the_sentence_transformers_config_and_matches_it(reviews):
     """Independent reference: sentence-transformers' own encode() of the same checkpoint."""
     from sentence_transformers import SentenceTransformer
 
     subset = reviews.select(range(16))
-    auto = hf_logme.extract_features(minilm_path(), subset, batch_size=5, progress=False)
-    assert auto.pooling == "pooler"  # what BertForSequenceClassification reads, not the config
-    assert auto.pooling_reason == "what the bert classification head reads"
-    out = hf_logme.extract_features(
-        minilm_path(), subset, pooling="mean", batch_size=5, progress=False
-    )
+    out = hf_logme.extract_features(minilm_path(), subset, batch_size=5, progress=False)
+    assert out.pooling == "mean"
+    assert out.pooling_reason == "the checkpoint's sentence-transformers pooling config"
     reference = SentenceTransformer(minilm_path(), device="cpu").encode(
         subset["review"][:], convert_to_tensor=True, normalize_embeddings=True
     )

@@ -83,10 +83,7 @@ def test_auto_pooling_rules():
     assert auto_pooling(BertConfig(), modality="text").name == "pooler"
     assert auto_pooling(BertConfig(), modality="text", pooler_loaded=False).name == "cls"
     assert auto_pooling(BertConfig(), modality="text", layers="all").name == "cls"
-    # the head fine-tuning attaches comes before a sentence-transformers pooling config...
-    assert auto_pooling(BertConfig(), modality="text", st_pooling="mean").name == "pooler"
-    # ...which decides only for an architecture whose head is not known
-    assert auto_pooling(GPT2Config(), modality="text", st_pooling="cls").name == "cls"
+    assert auto_pooling(BertConfig(), modality="text", st_pooling="mean").name == "mean"
     assert auto_pooling(GPT2Config(), modality="text", decoder_only=True).name == "last"
     assert auto_pooling(T5Config(), modality="text").name == "mean"
     assert auto_pooling(ModernBertConfig(classifier_pooling="mean"), modality="text").name == "mean"

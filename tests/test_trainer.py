@@ -483,10 +483,8 @@ def test_the_heads_pooling_is_scored_not_the_checkpoints_sentence_transformers_p
     (folder / "1_Pooling").mkdir()
     (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
     model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
-    mean = hf_logme.extract_features(
-        model.bert, reviews, processor=classifier[1], pooling="mean", progress=False
-    )
-    assert mean.pooling == "mean"  # the checkpoint's sentence-transformers pooling
+    mean = hf_logme.extract_features(model.bert, reviews, processor=classifier[1], progress=False)
+    assert mean.pooling == "mean"  # what a ranking of this checkpoint scores
     mean_logme = hf_logme.logme(mean.features, mean.labels, intercept=True, prior=RANKING_PRIOR)
     value = LogMECallback(reviews).accumulate(model, processor=classifier[1]).compute()
     assert value == pytest.approx(

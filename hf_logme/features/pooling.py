@@ -2,15 +2,13 @@
 
 ``pooling="auto"`` follows, in order:
 
-1. The model's own classification head in transformers (read from each architecture's
+1. The checkpoint's sentence-transformers ``Pooling`` module config, when it has one: that is how
+   its authors trained and use its embeddings.
+2. The model's own classification head in transformers (read from each architecture's
    ``*ForSequenceClassification`` / ``*ForImageClassification`` code): BERT-like heads read the
    ``pooler`` output, RoBERTa-like heads the first token (``cls``), ViT-like heads the first token,
-   CNN backbones their pooled output, a few vision heads the mean of the patch tokens. This comes
-   first also for sentence-transformers checkpoints: fine-tuning attaches that head, and on the
-   transfer benchmark (``benchmarks/transfer``) LogME on the head's input agreed with fine-tuning
-   better than on the checkpoint's sentence-transformers pooling on every text task.
-2. For an architecture not in that table: the checkpoint's sentence-transformers ``Pooling``
-   module config, when it has one; else the config's ``classifier_pooling`` (ModernBERT).
+   CNN backbones their pooled output, a few vision heads the mean of the patch tokens. ModernBERT's
+   config says which (``classifier_pooling``).
 3. Encoder-decoder models (T5, BART...): the encoder alone, averaged over the attention mask.
 4. Decoder-only language models: the last non-padding token (what their sequence-classification
    head reads, and the only position that has seen the whole input under causal attention).
@@ -133,14 +131,14 @@ def auto_pooling(
         The pooling name and the reason for it.
     """
     model_type = getattr(config, "model_type", "")
-    if modality == "audio":
+    if st_pooling is not None:
+        choice = PoolingChoice(st_pooling, "the checkpoint's sentence-transformers pooling config")
+    elif modality == "audio":
         choice = PoolingChoice("mean", "audio encoders are averaged over time")
     elif model_type in _HEAD_POOLING:
         choice = PoolingChoice(
             _HEAD_POOLING[model_type], f"what the {model_type} classification head reads"
         )
-    elif st_pooling is not None:
-        choice = PoolingChoice(st_pooling, "the checkpoint's sentence-transformers pooling config")
     elif getattr(config, "classifier_pooling", None) in ("cls", "mean"):
         choice = PoolingChoice(config.classifier_pooling, "the config's classifier_pooling")
     elif getattr(config, "is_encoder_decoder", False):
