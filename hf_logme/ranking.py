@@ -266,6 +266,12 @@ def rank_models(
     prepared = prepare_dataset(distinct, options)
     options, task, data = prepared.options, prepared.task, prepared.data
     schedule: list[int] | None = None
+    if race and task == "token-classification":
+        raise ValueError(
+            "race=True does not support task='token-classification' yet (its rows are words, "
+            "grouped in sentences that a race would have to split between rounds); rank without "
+            "race=True, with max_samples to cap the sentences scored."
+        )
     if race:  # every labelled row, in the race's order; round k scores the first schedule[k]
         targets = prepared.targets
         classes = targets.values[prepared.rows] if task in _CLASS_TASKS else None

