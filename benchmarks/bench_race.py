@@ -51,7 +51,7 @@ from hf_logme.ranking import RANKING_DEFAULTS  # noqa: E402
 from hf_logme.scoring import score_candidate  # noqa: E402
 
 MAX_LENGTH = 64
-GROUPS = 20  # what a ranking keeps for D = 384 and a first block of 256 rows
+GROUPS = 20  # what a ranking keeps for D = 384 (confidence.num_groups)
 POOL_SEED = 0
 
 

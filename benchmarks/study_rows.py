@@ -1,8 +1,8 @@
 """How many rows does a stable ranking need? The evidence behind ``max_samples``'s default.
 
 The 10 text models of the transfer zoo on a pool of distinct Trump tweets (Android vs iPhone), the
-features ``benchmarks/bench_race.py`` caches (run it with ``--prepare-only --rows 4000`` first:
-about 15 minutes of extraction on 2 cores). For n in ``--sizes``, ``--repeats`` random subsets of
+features ``benchmarks/bench_race.py`` caches (run it with ``--prepare-only`` first: 8-10 minutes
+of extraction on 2 shared cores). For n in ``--sizes``, ``--repeats`` random subsets of
 n rows (stratified by class, seeded) are ranked with the ranking's default score (LogME with
 intercept and the small-sample prior, last layer) and compared with the ranking on every pool row:
 Kendall tau-b, weighted tau and the top-1. With ``--ground-truth``, each subset's ranking is also
@@ -10,7 +10,7 @@ compared with fine-tuning on the same task (``benchmarks/transfer/ground_truth.c
 mean test accuracy), so the table shows what more rows buy against the question users ask.
 ``--task food_reviews``: Amazon fine-food reviews instead (``bench_race.py --task food_reviews``).
 
-    PYTHONPATH=$PWD python benchmarks/study_rows.py --rows 4000 --ground-truth
+    PYTHONPATH=$PWD python benchmarks/study_rows.py --ground-truth [--task food_reviews]
 
 One BLAS thread: one 384 x 384 eigendecomposition per candidate and subset, ~0.1 s.
 """
@@ -35,24 +35,13 @@ import bench_race  # noqa: E402
 import score as transfer_score  # noqa: E402
 import zoo  # noqa: E402
 
+import hf_logme  # noqa: E402
 from hf_logme.estimators.logme import RANKING_PRIOR  # noqa: E402
 from hf_logme.evaluation import rank_agreement  # noqa: E402
-
-
-def subset(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n rows keeping each class's share (within one row), in pool order."""
-    classes, counts = np.unique(labels, return_counts=True)
-    take = np.floor(counts * n / len(labels)).astype(int)
-    take[np.argsort(-(counts * n / len(labels) - take))[: n - take.sum()]] += 1
-    rows = [
-        rng.choice(np.flatnonzero(labels == c), k, replace=False) for c, k in zip(classes, take)
-    ]
-    return np.sort(np.concatenate(rows))
+from hf_logme.racing import race_order  # noqa: E402
 
 
 def ranking_scores(entries: dict, rows: np.ndarray | None) -> dict[str, float]:
-    import hf_logme
-
     out = {}
     for name, entry in entries.items():
         features, labels = entry["features"], entry["labels"]
@@ -100,7 +89,9 @@ def main() -> None:
         taus, wtaus, top1, ft_w, regret = [], [], 0, [], []
         reps = args.repeats if n < args.rows else 1
         for rep in range(reps):
-            rows = subset(labels, n, np.random.default_rng(rep)) if n < args.rows else None
+            # a prefix of a class-stratified order: each class's share, within one row
+            order = race_order(len(labels), seed=rep, classes=labels)
+            rows = np.sort(order[:n]) if n < args.rows else None
             scores = ranking_scores(entries, rows)
             agreement = rank_agreement(scores, full)
             taus.append(agreement["kendall_tau"])

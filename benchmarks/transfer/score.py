@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import statistics
@@ -249,8 +250,10 @@ def score_task(task, models, cache, zoo_dir, log) -> tuple[dict, dict, float]:
     return scores, seconds, loading
 
 
+@functools.cache
 def _auto_pooling(model: str, zoo_dir: Path) -> str:
-    """What ``rank_models(pooling="auto")`` (last layer) resolves to for this text model."""
+    """What ``rank_models(pooling="auto")`` (last layer) resolves to for this text model (one
+    load per model and run: the answer does not depend on the task)."""
     from hf_logme.features import load_model
 
     return load_model(str(zoo.model_path(model, zoo_dir)), device="cpu").auto_pooling().name

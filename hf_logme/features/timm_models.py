@@ -359,10 +359,12 @@ def _stage_modules(net: torch.nn.Module) -> list[torch.nn.Module]:
     that is not a submodule)."""
     info = getattr(net, "feature_info", None)
     names = [entry.get("module") for entry in info] if isinstance(info, list | tuple) else []
-    modules = dict(net.named_modules())
-    if not names or any(not isinstance(n, str) or n not in modules for n in names):
+    if not names or not all(isinstance(n, str) for n in names):
         return []
-    return [modules[n] for n in names]
+    try:  # walks each name's path only: this runs once per batch
+        return [net.get_submodule(n) for n in names]
+    except AttributeError:
+        return []
 
 
 def _stage_outputs(net: torch.nn.Module, pixels: torch.Tensor) -> tuple[Any, list[torch.Tensor]]:
