@@ -1,7 +1,7 @@
 """How many rows does a stable ranking need? The evidence behind ``max_samples``'s default.
 
 The 10 text models of the transfer zoo on a pool of distinct Trump tweets (Android vs iPhone), the
-features ``benchmarks/bench_race.py`` caches (run it with ``--prepare-only`` first: 8-10 minutes
+features ``benchmarks/bench_race.py`` caches (run it with ``--prepare-only`` first: 9-20 minutes
 of extraction on 2 shared cores). For n in ``--sizes``, ``--repeats`` random subsets of
 n rows (stratified by class, seeded) are ranked with the ranking's default score (LogME with
 intercept and the small-sample prior, last layer) and compared with the ranking on every pool row:
